@@ -1,0 +1,181 @@
+"""Command line: `python -m afm train|evaluate|explain|datasets|download ...`.
+
+Every user-fixable problem ends with exit status 2 and one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from afm.errors import AFMError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _add_data_dir(p):
+    p.add_argument("--data-dir", help="data directory (default: $AFM_DATA_DIR, else a per-user cache directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m afm", description="Train, evaluate and explain FM and AFM models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train FM or AFM and save the model directory")
+    t.add_argument("--data", default="synthetic", help="synthetic, frappe, movielens, a libfm directory or a CSV file")
+    t.add_argument("--model", choices=("fm", "afm"), default="afm")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--target", help="target column of a CSV file")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--optimizer", choices=("adagrad", "adam"))
+    t.add_argument("--embed-dim", type=int, help="k, the embedding size")
+    t.add_argument("--attention-factor", type=int, help="t, the attention network's hidden size (AFM)")
+    t.add_argument("--dropout", type=float, help="dropout on the pooled interaction vector")
+    t.add_argument("--attention-dropout", type=float, help="dropout on the attention weights (AFM)")
+    t.add_argument("--l2-attention", type=float, help="lambda, L2 penalty on the attention weights W (AFM)")
+    t.add_argument("--uniform-attention", action="store_true", help="AFM ablation: fix every a_ij to 1/pairs")
+    t.add_argument("--fixed-p", action="store_true", help="AFM ablation: fix the projection p to ones")
+    t.add_argument("--pretrain", metavar="FM_DIR", help="start AFM from this trained FM's embeddings")
+    t.add_argument("--patience", type=int, help="epochs without validation gain before stopping (0: never)")
+    t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(t)
+
+    e = sub.add_parser("evaluate", help="RMSE (clipped to the label range) and MAE of a saved model")
+    e.add_argument("model_dir")
+    e.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    e.add_argument("--json", action="store_true")
+    _add_data_dir(e)
+
+    x = sub.add_parser("explain", help="field-pair attention over a split, or one instance's decomposition")
+    x.add_argument("model_dir")
+    x.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    x.add_argument("--row", type=int, help="explain this instance of the split")
+    x.add_argument("--json", action="store_true")
+    _add_data_dir(x)
+
+    d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
+    _add_data_dir(d)
+
+    g = sub.add_parser("download", help="fetch Frappe or MovieLens files, checking their checksums")
+    g.add_argument("name", choices=("frappe", "movielens"))
+    g.add_argument("--mirror", help="base URL serving the same file names (instead of the original hosts)")
+    g.add_argument("--force", action="store_true", help="download even files already present and valid")
+    _add_data_dir(g)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from afm.data import load_dataset
+    from afm.workflows import train_and_save
+
+    dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed)
+    overrides = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+        "embed_dim": args.embed_dim, "attention_factor": args.attention_factor, "dropout": args.dropout,
+        "attention_dropout": args.attention_dropout, "l2_attention": args.l2_attention, "patience": args.patience,
+        "device": args.device, "seed": args.seed,
+        "attention": False if args.uniform_attention else None, "learn_p": False if args.fixed_p else None,
+    }
+    if args.model == "fm" and (args.uniform_attention or args.fixed_p or args.pretrain):
+        raise AFMError("--uniform-attention, --fixed-p and --pretrain apply to --model afm")
+    print(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
+          + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()), file=sys.stderr)
+    if dataset.notes:
+        print(f"note: {dataset.notes}", file=sys.stderr)
+    _, result, path = train_and_save(dataset, args.model, args.out, overrides, args.pretrain,
+                                     show_progress=not args.quiet and sys.stderr.isatty())
+    best = result.history[result.best_epoch]
+    print(f"{args.model.upper()} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
+          f"{result.device}): train RMSE {best['train_rmse']:.4f}, validation RMSE {best['validation_rmse']:.4f}")
+    print(f"saved {path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from afm.training import evaluate
+    from afm.workflows import load_with_data
+
+    loaded, dataset = load_with_data(args.model_dir, args.data_dir)
+    metrics = evaluate(loaded.model, dataset.splits[args.split], dataset.label_range)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{args.split}: RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}  n {metrics['n']}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from afm.explain import decompose, field_pair_summary
+    from afm.workflows import load_with_data
+
+    loaded, dataset = load_with_data(args.model_dir, args.data_dir)
+    if args.row is not None:
+        result = decompose(loaded.model, dataset, args.split, args.row)
+        if args.json:
+            print(json.dumps(result))
+            return 0
+        print(f"{args.split} row {args.row}: prediction {result['prediction']:+.4f}, label {result['label']:+.0f}")
+        print(f"  bias {result['bias']:+.4f}")
+        for term in result["first_order"]:
+            print(f"  {term['feature']:<40} {term['value']:+.4f}")
+        print(f"  {'pair':<60} {'attention':>9} {'interaction':>11} {'contribution':>12}")
+        for p in result["pairs"]:
+            label = f"{p['feature_a']} x {p['feature_b']}"
+            print(f"  {label[:60]:<60} {p['attention']:>9.4f} {p['interaction']:>+11.4f} {p['contribution']:>+12.4f}")
+        return 0
+    table = field_pair_summary(loaded.model, dataset, args.split)
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from afm.data import dataset_status
+
+    for row in dataset_status(args.data_dir):
+        state = "available" if row["available"] else "missing  "
+        hint = f"  get it with: {row['get']}" if row["get"] else ""
+        print(f"{row['name']:<10} {state}  {row['where']}{hint}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from afm.data import data_dir
+    from afm.data.download import download
+
+    download(args.name, data_dir(args.data_dir), mirror=args.mirror, force=args.force)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain,
+            "datasets": cmd_datasets, "download": cmd_download}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AFMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
+        if os.environ.get("AFM_DEBUG"):
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (set AFM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1

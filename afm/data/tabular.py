@@ -1,0 +1,102 @@
+"""A user's CSV of categorical columns plus a target: every other column becomes a field.
+
+Numeric columns with many distinct values are cut into quantile bins; missing values become their own
+value ('<missing>'). A target of two values maps to -1/+1, any other numeric target is regression.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from afm.data.dataset import Dataset, binary_or_regression, random_split
+from afm.data.textfile import read_text
+from afm.errors import DataError
+
+MAX_LEVELS = 20  # a numeric column with more distinct values than this is binned
+QUANTILE_BINS = 10
+MIN_ROWS = 10
+MISSING = "<missing>"
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: empty file")
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    header = next(csv.reader(io.StringIO(text), delimiter=sep))
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path}: duplicate column name {name!r} in the header")
+        seen.add(name)
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: not a well-formed CSV ({str(exc).strip().splitlines()[-1]})") from None
+
+
+def _field_values(column: pd.Series, name: str, path: Path) -> pd.Series:
+    """The readable value of every row of a feature column."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    is_numeric = numeric.notna().sum() == column.notna().sum() and column.notna().any()
+    if is_numeric:
+        bad = ~np.isfinite(numeric.to_numpy(dtype=float, na_value=0.0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}: row {row + 2}, column {name!r}: value {column.iloc[row]!r} is infinite")
+        if numeric.nunique() > MAX_LEVELS:
+            bins = pd.qcut(numeric, QUANTILE_BINS, duplicates="drop")
+            return bins.astype(str).where(numeric.notna(), MISSING)
+    return column.fillna(MISSING).astype(str)
+
+
+def load_csv(path: Path, target: str | None, seed: int = 0) -> Dataset:
+    path = Path(path).resolve()
+    frame = _read_frame(path)
+    if not target:
+        raise DataError(f"{path}: name the target column (--target); columns: {', '.join(frame.columns)}")
+    if target not in frame.columns:
+        raise DataError(f"{path}: no target column {target!r}; columns: {', '.join(frame.columns)}")
+    if len(frame) < MIN_ROWS:
+        raise DataError(f"{path}: {len(frame)} data row(s); at least {MIN_ROWS} are needed to split and train")
+    features = [c for c in frame.columns if c != target]
+    if len(features) < 2:
+        raise DataError(f"{path}: {len(features)} feature column(s) besides the target; at least 2 are needed for pairs")
+
+    raw_target = frame[target]
+    if raw_target.isna().any():
+        row = int(np.flatnonzero(raw_target.isna().to_numpy())[0])
+        raise DataError(f"{path}: row {row + 2}: the target {target!r} is empty")
+    if raw_target.nunique() == 2:
+        y, task = binary_or_regression(raw_target.to_numpy())
+        labels = sorted(raw_target.unique())
+        target_note = f"target {target!r}: {labels[0]} -> -1, {labels[1]} -> +1"
+    else:
+        numeric = pd.to_numeric(raw_target, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(numeric)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}: row {row + 2}: target value {raw_target.iloc[row]!r} is not a finite number "
+                            f"(a target with more than two values must be numeric)")
+        y, task = binary_or_regression(numeric)
+        target_note = f"target {target!r}: regression"
+
+    columns, names, offset = [], [], 0
+    for name in features:
+        values = _field_values(frame[name], name, path)
+        codes, uniques = pd.factorize(values, sort=True)
+        columns.append(offset + codes)
+        names += [f"{name}={value}" for value in uniques]
+        offset += len(uniques)
+    x = np.stack(columns, axis=1).astype(np.int64)
+    return Dataset(name=path.stem, field_names=features, feature_names=names, splits=random_split(x, y, seed),
+                   source={"kind": "csv", "path": str(path), "target": target, "seed": seed}, task=task,
+                   notes=f"{len(frame)} rows from {path.name}; {target_note}")

@@ -1,0 +1,182 @@
+"""FM and AFM (Xiao et al., IJCAI 2017) over m fields with one active feature each.
+
+    FM:  y = w0 + sum_i w_i + p^T sum_{i<j} v_i*v_j                     (p fixed to ones)
+    AFM: y = w0 + sum_i w_i + p^T sum_{i<j} a_ij (v_i*v_j)
+         a_ij = softmax over the m(m-1)/2 pairs of h^T ReLU(W (v_i*v_j) + b)
+
+Both models are additive, so every prediction splits exactly into bias + first-order terms + one
+contribution a_ij * p^T(v_i*v_j) per pair: `parts()` returns that split. `forward()` is the fast path
+used for training, with dropout where the authors put it (attention output, pooled interaction vector).
+
+AFM's three differences from FM are switches: `attention` (False: a_ij = 1/P, uniform),
+`learn_p` (False: p fixed to ones) and initialising from a trained FM (`load_fm_embeddings`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from afm.errors import AFMError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str  # "fm" or "afm"
+    num_features: int
+    num_fields: int
+    embed_dim: int = 16
+    attention_factor: int = 16  # t, AFM only
+    dropout: float = 0.0  # on the pooled interaction vector
+    attention_dropout: float = 0.0  # on the attention weights, AFM only
+    attention: bool = True  # AFM only: False fixes a_ij = 1/P
+    learn_p: bool = True  # AFM only: False fixes p to ones
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Parts:
+    """The exact split of a batch of predictions. Shapes: B, (B, m), (B, P)."""
+
+    bias: torch.Tensor
+    first_order: torch.Tensor
+    attention: torch.Tensor
+    interaction: torch.Tensor  # p^T (v_i * v_j)
+    contribution: torch.Tensor  # attention * interaction
+    prediction: torch.Tensor
+
+
+class _PairwiseModel(nn.Module):
+    """Bias, first-order weights and embeddings shared by FM and AFM."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        m, k = config.num_fields, config.embed_dim
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.weight = nn.Embedding(config.num_features, 1)  # first-order w_i
+        self.embedding = nn.Embedding(config.num_features, k)  # v_i
+        nn.init.zeros_(self.weight.weight)
+        nn.init.normal_(self.embedding.weight, std=0.01)  # the authors' initialisation
+        rows, cols = torch.triu_indices(m, m, offset=1)
+        self.register_buffer("pair_rows", rows, persistent=False)
+        self.register_buffer("pair_cols", cols, persistent=False)
+        self.pooled_dropout = nn.Dropout(config.dropout)
+
+    @property
+    def num_pairs(self) -> int:
+        return self.pair_rows.numel()
+
+    def first_order(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight(x).squeeze(-1)  # (B, m)
+
+    def pair_products(self, v: torch.Tensor) -> torch.Tensor:
+        """v_i * v_j for every pair i < j: (B, m, k) -> (B, P, k)."""
+        return v.index_select(1, self.pair_rows) * v.index_select(1, self.pair_cols)
+
+    def projection(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attention_penalty(self) -> torch.Tensor:
+        """sum(W^2) of the attention network; zero where there is none."""
+        return self.bias.new_zeros(())
+
+    @torch.no_grad()
+    def parts(self, x: torch.Tensor) -> Parts:
+        """The exact decomposition, computed without dropout; parts sum to `prediction`."""
+        was_training = self.training
+        self.eval()
+        try:
+            products = self.pair_products(self.embedding(x))
+            attention = self.pair_attention(products)
+            interaction = products @ self.projection()
+            contribution = attention * interaction
+            first = self.first_order(x)
+            bias = self.bias.expand(x.shape[0])
+            prediction = bias + first.sum(1) + contribution.sum(1)
+            return Parts(bias, first, attention, interaction, contribution, prediction)
+        finally:
+            self.train(was_training)
+
+
+class FM(_PairwiseModel):
+    """Factorization machine; pair weights all one and p fixed to ones."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.register_buffer("p", torch.ones(config.embed_dim), persistent=False)
+
+    def projection(self) -> torch.Tensor:
+        return self.p
+
+    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
+        return products.new_ones(products.shape[:2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.embedding(x)
+        # sum_{i<j} v_i*v_j = ((sum v)^2 - sum v^2) / 2: O(m k) instead of O(m^2 k)
+        pooled = 0.5 * (v.sum(1).square() - v.square().sum(1))
+        pooled = self.pooled_dropout(pooled)
+        return self.bias + self.first_order(x).sum(1) + pooled @ self.p
+
+
+class AFM(_PairwiseModel):
+    """Attentional factorization machine."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        k, t = config.embed_dim, config.attention_factor
+        self.p = nn.Parameter(torch.ones(k), requires_grad=config.learn_p)  # the authors start p at ones
+        self.attention_dropout = nn.Dropout(config.attention_dropout)
+        if config.attention:
+            glorot = (2.0 / (k + t)) ** 0.5  # the authors' initialisation
+            self.attention_W = nn.Parameter(torch.randn(t, k) * glorot)
+            self.attention_b = nn.Parameter(torch.randn(t) * glorot)
+            self.attention_h = nn.Parameter(torch.randn(t))
+
+    def projection(self) -> torch.Tensor:
+        return self.p
+
+    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
+        """(B, P, k) -> (B, P), each row summing to 1 over the pairs."""
+        if not self.config.attention:
+            return products.new_full(products.shape[:2], 1.0 / products.shape[1])
+        hidden = torch.relu(products @ self.attention_W.T + self.attention_b)  # (B, P, t)
+        return torch.softmax(hidden @ self.attention_h, dim=1)  # normalised over pairs, not over a size-1 axis
+
+    def attention_penalty(self) -> torch.Tensor:
+        if not self.config.attention:
+            return super().attention_penalty()
+        return self.attention_W.square().sum()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        products = self.pair_products(self.embedding(x))
+        attention = self.attention_dropout(self.pair_attention(products))
+        pooled = torch.bmm(attention.unsqueeze(1), products).squeeze(1)  # (B, k)
+        pooled = self.pooled_dropout(pooled)
+        return self.bias + self.first_order(x).sum(1) + pooled @ self.p
+
+    @torch.no_grad()
+    def load_fm_embeddings(self, fm: FM) -> None:
+        """Start from a trained FM, as the paper does: copy bias, first-order weights and embeddings."""
+        if fm.config.num_features != self.config.num_features or fm.config.embed_dim != self.config.embed_dim:
+            raise AFMError(
+                f"the FM has {fm.config.num_features} features x {fm.config.embed_dim} dims, "
+                f"this AFM {self.config.num_features} x {self.config.embed_dim}")
+        self.bias.copy_(fm.bias)
+        self.weight.weight.copy_(fm.weight.weight)
+        self.embedding.weight.copy_(fm.embedding.weight)
+
+
+def build_model(config: ModelConfig) -> _PairwiseModel:
+    if config.kind == "fm":
+        return FM(config)
+    if config.kind == "afm":
+        return AFM(config)
+    raise AFMError(f"unknown model kind {config.kind!r}; expected 'fm' or 'afm'")

@@ -1,0 +1,195 @@
+"""Mini-batch training with early stopping on validation RMSE, the best epoch restored.
+
+The loss is the mean squared error plus lambda * sum(W^2) / B on the attention weights W. The authors
+minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by B/2 gives ours, so
+`l2_attention` takes their lambda unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from afm.data.dataset import Dataset, Split
+from afm.errors import AFMError, TrainingDiverged
+from afm.metrics import rmse_mae
+
+OPTIMIZERS = ("adagrad", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.01
+    optimizer: str = "adagrad"
+    l2_attention: float = 0.0  # the authors' lambda
+    patience: int = 5  # epochs without a better validation RMSE before stopping; 0 = never stop early
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]  # one row per epoch, epoch 0 = before training
+    best_epoch: int
+    best_validation_rmse: float
+    stop_reason: str  # "finished", "early stopping", "stopped", "interrupted", "diverged"
+    seconds: float
+    device: str
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AFMError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AFMError("device 'cuda' was asked for, but no CUDA GPU is available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise AFMError("device 'mps' was asked for, but it is not available here; use --device cpu")
+    return device
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """Predictions without dropout, in batches, on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        batch = torch.as_tensor(x[start:start + batch_size], device=device)
+        out.append(model(batch).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def evaluate(model: torch.nn.Module, split: Split, label_range: tuple[float, float]) -> dict:
+    """RMSE and MAE with predictions clipped to the label range; keys rmse, mae, n."""
+    return rmse_mae(predict(model, split.x), split.y, label_range)
+
+
+ProgressCallback = Callable[[int, int, int, list], None]  # (epoch, batch, batches, history)
+
+
+def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
+          on_progress: ProgressCallback | None = None, should_stop: Callable[[], bool] | None = None,
+          show_progress: bool = False) -> TrainResult:
+    """Train in place; the model ends holding the weights of its best validation epoch."""
+    if config.optimizer not in OPTIMIZERS:
+        raise AFMError(f"unknown optimizer {config.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    if config.batch_size < 1 or config.epochs < 0 or not config.lr > 0:
+        raise AFMError("batch size and learning rate must be positive, epochs not negative")
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # dropout masks
+    shuffler = torch.Generator().manual_seed(config.seed)
+    model.to(device)
+    train_split = dataset.splits["train"]
+    x = torch.as_tensor(train_split.x, device=device)
+    y = torch.as_tensor(train_split.y, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adagrad":
+        optimizer = torch.optim.Adagrad(params, lr=config.lr)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr)
+
+    started = time.perf_counter()
+    history = [_epoch_row(model, dataset, 0, 0.0, float("nan"))]
+    best_state, best_epoch, best_rmse = copy.deepcopy(model.state_dict()), 0, history[0]["validation_rmse"]
+    n = len(y)
+    batches = math.ceil(n / config.batch_size)
+    report_every = max(1, batches // 50)
+    stop_reason, diverged_message = "finished", None
+    bar = _progress_bar(batches, show_progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=shuffler).to(device)
+            loss_sum = 0.0
+            if bar is not None:
+                bar.reset()
+                bar.set_description(f"epoch {epoch}/{config.epochs}")
+            for b in range(batches):
+                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+                prediction = model(x[idx])
+                loss = (prediction - y[idx]).square().mean()
+                if config.l2_attention > 0:
+                    loss = loss + config.l2_attention * model.attention_penalty() / len(idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    diverged_message = (f"the loss became {loss_value} in epoch {epoch} (batch {b + 1}); "
+                                        f"try a lower learning rate than {config.lr}")
+                    break
+                loss_sum += loss_value * len(idx)
+                if bar is not None:
+                    bar.update(1)
+                if on_progress is not None and (b + 1) % report_every == 0 and b + 1 < batches:
+                    on_progress(epoch, b + 1, batches, history)
+                if should_stop is not None and should_stop():
+                    stop_reason = "stopped"
+                    break
+            if diverged_message or stop_reason == "stopped":
+                break
+            history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / n))
+            if bar is not None:
+                bar.set_postfix(train_rmse=f"{history[-1]['train_rmse']:.4f}",
+                                validation_rmse=f"{history[-1]['validation_rmse']:.4f}")
+            if history[-1]["validation_rmse"] < best_rmse:
+                best_state, best_epoch, best_rmse = copy.deepcopy(model.state_dict()), epoch, history[-1]["validation_rmse"]
+            if on_progress is not None:
+                on_progress(epoch, batches, batches, history)
+            if config.patience and epoch - best_epoch >= config.patience:
+                stop_reason = "early stopping"
+                break
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    result = TrainResult(history=history, best_epoch=best_epoch, best_validation_rmse=best_rmse,
+                         stop_reason="diverged" if diverged_message else stop_reason,
+                         seconds=time.perf_counter() - started, device=str(device))
+    if diverged_message:
+        raise TrainingDiverged(diverged_message + f"; the best model so far (epoch {best_epoch}) is kept", result)
+    return result
+
+
+def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float) -> dict:
+    return {
+        "epoch": epoch,
+        "train_rmse": evaluate(model, dataset.splits["train"], dataset.label_range)["rmse"],
+        "validation_rmse": evaluate(model, dataset.splits["validation"], dataset.label_range)["rmse"],
+        "loss": loss,
+        "seconds": seconds,
+    }
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm  # only the terminal needs it
+
+    return tqdm(total=total, unit="batch", leave=False, dynamic_ncols=True)

@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from afm.models import AFM, FM, ModelConfig, build_model
+
+
+def make(kind="afm", m=6, n=40, k=8, t=5, **kw):
+    torch.manual_seed(1)
+    return build_model(ModelConfig(kind, num_features=n, num_fields=m, embed_dim=k, attention_factor=t, **kw)).eval()
+
+
+def batch(m=6, n=40, b=32, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n, (b, m), generator=g)
+
+
+def randomize(model):
+    """Initial embeddings are tiny (std 0.01); spread them so attention has something to tell apart."""
+    with torch.no_grad():
+        model.embedding.weight.normal_(0, 1.0)
+        model.weight.weight.normal_(0, 0.3)
+        model.bias.fill_(0.1)
+    return model
+
+
+def test_attention_is_normalised_over_pairs_not_a_size_one_axis():
+    model = randomize(make())
+    parts = model.parts(batch())
+    assert parts.attention.shape == (32, 15)
+    torch.testing.assert_close(parts.attention.sum(1), torch.ones(32))
+    assert (parts.attention > 0).all() and (parts.attention < 1).all()
+    # The authors' released code normalises over an axis of size 1, giving all ones; ours varies per pair.
+    assert parts.attention.std(1).min() > 1e-4
+
+
+def test_a_pairs_attention_depends_on_the_other_pairs():
+    """Softmax over pairs couples them: changing only field 5's feature moves pair (0, 1)'s weight."""
+    model = randomize(make())
+    x = batch(b=1)
+    other = x.clone()
+    other[0, 5] = (x[0, 5] + 1) % 40
+    a, b = model.parts(x).attention[0], model.parts(other).attention[0]
+    assert abs(a[0] - b[0]) > 1e-6  # pair (0, 1) involves neither feature that changed
+    torch.testing.assert_close(b.sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("kind, options", [("fm", {}), ("afm", {}), ("afm", {"attention": False}),
+                                           ("afm", {"learn_p": False})])
+def test_parts_sum_to_the_prediction_and_match_forward(kind, options):
+    model = randomize(make(kind, **options))
+    x = batch()
+    parts = model.parts(x)
+    total = parts.bias + parts.first_order.sum(1) + parts.contribution.sum(1)
+    torch.testing.assert_close(total, parts.prediction, atol=1e-5, rtol=0)
+    torch.testing.assert_close(parts.contribution, parts.attention * parts.interaction)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), parts.prediction, atol=1e-5, rtol=1e-5)
+
+
+def test_fm_pairs_have_weight_one_and_the_fast_forward_equals_the_pair_sum():
+    fm = randomize(make("fm"))
+    x = batch()
+    parts = fm.parts(x)
+    assert torch.equal(parts.attention, torch.ones_like(parts.attention))
+    v = fm.embedding(x)
+    explicit = sum((v[:, i] * v[:, j]).sum(1) for i in range(6) for j in range(i + 1, 6))
+    torch.testing.assert_close(parts.contribution.sum(1), explicit.detach(), atol=1e-4, rtol=1e-5)
+
+
+def test_afm_with_equal_attention_is_fm_scaled_by_one_over_pairs():
+    fm = randomize(make("fm"))
+    for options in ({"attention": False, "learn_p": False}, {"learn_p": False}):
+        afm = make("afm", **options)
+        afm.load_fm_embeddings(fm)
+        if options.get("attention", True):
+            with torch.no_grad():
+                afm.attention_h.zero_()  # equal scores -> softmax gives exactly 1/P
+        x = batch()
+        fm_parts, afm_parts = fm.parts(x), afm.parts(x)
+        torch.testing.assert_close(afm_parts.attention, torch.full_like(afm_parts.attention, 1 / 15))
+        torch.testing.assert_close(afm_parts.contribution.sum(1), fm_parts.contribution.sum(1) / 15, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(afm_parts.first_order, fm_parts.first_order)
+
+
+def test_switches_change_parameters():
+    assert isinstance(make("afm"), AFM) and isinstance(make("fm"), FM)
+    uniform = make("afm", attention=False)
+    assert not hasattr(uniform, "attention_W")
+    assert uniform.attention_penalty().item() == 0
+    fixed_p = make("afm", learn_p=False)
+    assert not fixed_p.p.requires_grad and torch.equal(fixed_p.p, torch.ones(8))
+    assert make("afm").p.requires_grad
+    full = make("afm")
+    torch.testing.assert_close(full.attention_penalty(), full.attention_W.square().sum())
+    assert full.attention_W.shape == (5, 8)  # W: t x k
+
+
+def test_dropout_only_in_training_mode():
+    model = randomize(make("afm", dropout=0.5, attention_dropout=0.5))
+    x = batch()
+    with torch.no_grad():
+        model.train()
+        a, b = model(x), model(x)
+        model.eval()
+        c, d = model(x), model(x)
+    assert not torch.allclose(a, b)
+    assert torch.equal(c, d)
+
+
+def test_load_fm_embeddings_rejects_other_sizes():
+    from afm.errors import AFMError
+
+    with pytest.raises(AFMError, match="8 dims"):
+        make("afm", k=4).load_fm_embeddings(make("fm", k=8))

@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from afm.errors import AFMError, TrainingDiverged
+from afm.explain import field_pair_summary
+from afm.training import TrainConfig, evaluate, resolve_device, train
+from afm.workflows import fit, make_model
+
+
+def test_training_lowers_validation_rmse(trained_pair):
+    for kind in ("fm", "afm"):
+        history = trained_pair[f"{kind}_result"].history
+        best = trained_pair[f"{kind}_result"].best_epoch
+        assert best > 0
+        assert history[best]["validation_rmse"] < history[0]["validation_rmse"] - 0.1
+
+
+def test_best_epoch_is_restored(trained_pair, synthetic):
+    result = trained_pair["afm_result"]
+    restored = evaluate(trained_pair["afm"], synthetic.splits["validation"], synthetic.label_range)["rmse"]
+    assert restored == pytest.approx(result.best_validation_rmse, abs=1e-6)
+    assert result.best_validation_rmse == min(row["validation_rmse"] for row in result.history)
+
+
+def test_afm_beats_fm_and_attends_to_the_planted_pairs(trained_pair, synthetic):
+    test = synthetic.splits["test"]
+    fm_rmse = evaluate(trained_pair["fm"], test, synthetic.label_range)["rmse"]
+    afm_rmse = evaluate(trained_pair["afm"], test, synthetic.label_range)["rmse"]
+    assert afm_rmse < fm_rmse - 0.02, (afm_rmse, fm_rmse)
+    top = field_pair_summary(trained_pair["afm"], synthetic, "test").head(2)
+    assert {tuple(sorted(p)) for p in zip(top.field_a, top.field_b)} == {tuple(sorted(p)) for p in synthetic.planted_pairs}
+
+
+def test_attention_is_not_uniform_after_training(trained_pair, synthetic):
+    summary = field_pair_summary(trained_pair["afm"], synthetic, "test")
+    assert summary.mean_attention.sum() == pytest.approx(1.0, abs=1e-5)
+    assert summary.mean_attention.max() > 3 / synthetic.num_pairs
+
+
+def test_same_seed_same_model_bit_for_bit(synthetic):
+    small = {"epochs": 2, "embed_dim": 8, "attention_factor": 4, "dropout": 0.3, "attention_dropout": 0.2}
+    a, _, _ = fit(synthetic, "afm", small)
+    b, _, _ = fit(synthetic, "afm", small)
+    c, _, _ = fit(synthetic, "afm", dict(small, seed=1))
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    assert not torch.equal(a.embedding.weight, c.embedding.weight)
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_best_epoch(synthetic):
+    model = make_model(synthetic, "afm", {"embed_dim": 8, "attention_factor": 4})
+    with pytest.raises(TrainingDiverged) as err:
+        train(model, synthetic, TrainConfig(epochs=5, lr=1e9, optimizer="adagrad", batch_size=512))
+    message = str(err.value)
+    assert "epoch 1" in message and "lower learning rate" in message
+    assert err.value.result.stop_reason == "diverged"
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the best (initial) state is back
+
+
+def test_stop_request_keeps_the_best_epoch_and_progress_is_reported(synthetic):
+    model = make_model(synthetic, "fm", {"embed_dim": 8})
+    events = []
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 80  # stop in the middle of epoch 2 (55 batches an epoch)
+
+    result = train(model, synthetic, TrainConfig(epochs=10, batch_size=256, optimizer="adam"),
+                   on_progress=lambda *e: events.append(e), should_stop=should_stop)
+    assert result.stop_reason == "stopped" and result.best_epoch == 1 and len(result.history) == 2
+    assert events[-1][0] == 2  # epoch 2 was reporting batches when the stop came
+    assert any(e[1] == e[2] and e[0] == 1 for e in events)  # end of epoch 1 reported
+
+
+def test_early_stopping(synthetic):
+    model = make_model(synthetic, "fm", {"embed_dim": 8})
+    # With patience 2, training ends exactly two epochs after the best one.
+    result = train(model, synthetic, TrainConfig(epochs=50, lr=0.2, optimizer="adagrad", batch_size=64, patience=2))
+    assert result.stop_reason == "early stopping"
+    assert len(result.history) - 1 == result.best_epoch + 2
+
+
+def test_l2_penalty_shrinks_attention_weights(synthetic):
+    norms = []
+    for lam in (0.0, 1000.0):
+        model, _, _ = fit(synthetic, "afm", {"epochs": 2, "l2_attention": lam, "embed_dim": 8, "attention_factor": 8})
+        norms.append(model.attention_W.square().sum().item())
+    assert norms[1] < 0.5 * norms[0]
+
+
+def test_bad_settings_are_refused(synthetic):
+    model = make_model(synthetic, "fm", {})
+    with pytest.raises(AFMError, match="unknown optimizer"):
+        train(model, synthetic, TrainConfig(optimizer="sgd"))
+    if not torch.cuda.is_available():
+        with pytest.raises(AFMError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(AFMError, match="unknown device"):
+        resolve_device("tpu9")
+    assert resolve_device("cpu").type == "cpu"
+
