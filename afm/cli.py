@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from afm.errors import AFMError
 
@@ -163,8 +164,18 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain
             "datasets": cmd_datasets, "download": cmd_download}
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except AFMError as exc:

@@ -3,7 +3,7 @@ model together with the data it was trained on."""
 from __future__ import annotations
 
 import os
-import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,6 +14,10 @@ from afm.errors import AFMError, CheckpointError, TrainingDiverged
 from afm.models import ModelConfig, build_model
 from afm.presets import MODEL_KEYS, TRAIN_KEYS, hyperparameters
 from afm.training import TrainConfig, TrainResult, evaluate, train
+
+
+class DataChangedWarning(UserWarning):
+    """The data a model is used with has the model's fields and features, but not its exact rows."""
 
 
 def make_model(dataset: Dataset, kind: str, params: dict, seed: int = 0, pretrain: LoadedModel | None = None):
@@ -40,7 +44,7 @@ def check_same_data(meta: dict, dataset: Dataset, where: str) -> None:
         raise AFMError(f"{where} was trained on data with {recorded.get('num_features')} features and fields "
                        f"{recorded.get('fields')}; this data has {dataset.num_features} and {dataset.field_names}")
     if recorded.get("fingerprint") != dataset.fingerprint:
-        print(f"warning: the data differs from what {where} was trained on (fingerprint changed)", file=sys.stderr)
+        warnings.warn(f"the data differs from what {where} was trained on (fingerprint changed)", DataChangedWarning)
 
 
 def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir: str | os.PathLike | None = None,

@@ -115,3 +115,15 @@ def test_train_on_a_csv_with_a_target(tmp_path):
     explained = run("explain", str(tmp_path / "m"), "--row", "0", "--json")
     assert json.loads(explained.stdout)["first_order"][0]["feature"].startswith("colour=")
 
+
+
+def test_changed_data_is_warned_about_in_one_line(tmp_path, capsys):
+    make = lambda n: "a,b,y\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(n))
+    (tmp_path / "d.csv").write_text(make(60))
+    assert main(["train", "--data", str(tmp_path / "d.csv"), "--target", "y", "--out", str(tmp_path / "m"),
+                 "--epochs", "1", "--quiet"]) == 0
+    (tmp_path / "d.csv").write_text(make(90))  # same fields and values, more rows
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert err == f"warning: the data differs from what {tmp_path / 'm'} was trained on (fingerprint changed)\n"
