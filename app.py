@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from afm.data import dataset_status, make_synthetic
-from afm.explain import field_pair_summary
+from afm.explain import explain_split
+from afm.statistics import pair_statistics
 from afm.training import evaluate
 from afm.workflows import fit
 
@@ -41,7 +42,7 @@ left, right = st.columns(2)
 left.metric("FM test RMSE", f"{fm_metrics['rmse']:.4f}")
 right.metric("AFM test RMSE", f"{afm_metrics['rmse']:.4f}",
              delta=f"{afm_metrics['rmse'] - fm_metrics['rmse']:+.4f}", delta_color="inverse")
-st.dataframe(field_pair_summary(afm, dataset, "test"), hide_index=True)
+st.dataframe(pair_statistics(explain_split(afm, dataset, "test")), hide_index=True)
 
 st.subheader("Data on this machine")
 st.dataframe(pd.DataFrame(dataset_status()), hide_index=True)

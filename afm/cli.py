@@ -116,7 +116,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from afm.explain import decompose, field_pair_summary
+    from afm.explain import decompose, explain_split
+    from afm.statistics import pair_statistics
     from afm.workflows import load_with_data
 
     loaded, dataset = load_with_data(args.model_dir, args.data_dir)
@@ -134,7 +135,8 @@ def cmd_explain(args) -> int:
             label = f"{p['feature_a']} x {p['feature_b']}"
             print(f"  {label[:60]:<60} {p['attention']:>9.4f} {p['interaction']:>+11.4f} {p['contribution']:>+12.4f}")
         return 0
-    table = field_pair_summary(loaded.model, dataset, args.split)
+    columns = ["field_a", "field_b", "mean_attention", "mean_abs_contribution"]
+    table = pair_statistics(explain_split(loaded.model, dataset, args.split))[columns]
     if args.json:
         print(table.to_json(orient="records"))
     else:

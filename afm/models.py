@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from afm.errors import AFMError
@@ -80,7 +81,12 @@ class _PairwiseModel(nn.Module):
     def projection(self) -> torch.Tensor:
         raise NotImplementedError
 
-    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
+    def pair_scores(self, products: torch.Tensor) -> torch.Tensor | None:
+        """Unnormalised attention score of each pair product, (..., k) -> (...); None for fixed weights."""
+        return None
+
+    def pair_weights(self, scores: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+        """(B, P) pair weights from (B, P) scores."""
         raise NotImplementedError
 
     def attention_penalty(self) -> torch.Tensor:
@@ -88,14 +94,27 @@ class _PairwiseModel(nn.Module):
         return self.bias.new_zeros(())
 
     @torch.no_grad()
-    def parts(self, x: torch.Tensor) -> Parts:
-        """The exact decomposition, computed without dropout; parts sum to `prediction`."""
+    def parts(self, x: torch.Tensor, chunk: int = 8192) -> Parts:
+        """The exact decomposition, computed without dropout; parts sum to `prediction`.
+
+        A pair's product, score and interaction depend only on its two features, so each distinct feature
+        pair in the batch is computed once (in chunks) and gathered back: on Frappe's test split 11% of
+        the (row, pair) cells are distinct, which makes whole-split explanations ~5x cheaper.
+        """
         was_training = self.training
         self.eval()
         try:
-            products = self.pair_products(self.embedding(x))
-            attention = self.pair_attention(products)
-            interaction = products @ self.projection()
+            n = self.config.num_features
+            keys = x.index_select(1, self.pair_rows) * n + x.index_select(1, self.pair_cols)  # (B, P)
+            unique, inverse = torch.unique(keys, return_inverse=True)
+            interactions, scores = [], []
+            for ids in unique.split(chunk):
+                products = self.embedding(ids // n) * self.embedding(ids % n)  # (U, k)
+                interactions.append(products @ self.projection())
+                scores.append(self.pair_scores(products))
+            interaction = torch.cat(interactions)[inverse]
+            score = None if scores[0] is None else torch.cat(scores)[inverse]
+            attention = self.pair_weights(score, keys.shape)
             contribution = attention * interaction
             first = self.first_order(x)
             bias = self.bias.expand(x.shape[0])
@@ -115,8 +134,8 @@ class FM(_PairwiseModel):
     def projection(self) -> torch.Tensor:
         return self.p
 
-    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
-        return products.new_ones(products.shape[:2])
+    def pair_weights(self, scores, shape):
+        return self.bias.new_ones(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.embedding(x)
@@ -143,12 +162,18 @@ class AFM(_PairwiseModel):
     def projection(self) -> torch.Tensor:
         return self.p
 
-    def pair_attention(self, products: torch.Tensor) -> torch.Tensor:
-        """(B, P, k) -> (B, P), each row summing to 1 over the pairs."""
+    def pair_scores(self, products: torch.Tensor) -> torch.Tensor | None:
+        """h^T ReLU(W (v_i*v_j) + b) for each pair product: (..., k) -> (...)."""
         if not self.config.attention:
-            return products.new_full(products.shape[:2], 1.0 / products.shape[1])
-        hidden = torch.relu(products @ self.attention_W.T + self.attention_b)  # (B, P, t)
-        return torch.softmax(hidden @ self.attention_h, dim=1)  # normalised over pairs, not over a size-1 axis
+            return None
+        hidden = F.linear(products, self.attention_W, self.attention_b).relu_()  # (..., t), bias fused
+        return hidden @ self.attention_h
+
+    def pair_weights(self, scores: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+        """Softmax over the pairs of each instance (not over a size-1 axis); 1/P without attention."""
+        if scores is None:
+            return self.bias.new_full(shape, 1.0 / shape[1])
+        return torch.softmax(scores, dim=1)
 
     def attention_penalty(self) -> torch.Tensor:
         if not self.config.attention:
@@ -156,8 +181,8 @@ class AFM(_PairwiseModel):
         return self.attention_W.square().sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        products = self.pair_products(self.embedding(x))
-        attention = self.attention_dropout(self.pair_attention(products))
+        products = self.pair_products(self.embedding(x))  # (B, P, k)
+        attention = self.attention_dropout(self.pair_weights(self.pair_scores(products), products.shape[:2]))
         pooled = torch.bmm(attention.unsqueeze(1), products).squeeze(1)  # (B, k)
         pooled = self.pooled_dropout(pooled)
         return self.bias + self.first_order(x).sum(1) + pooled @ self.p

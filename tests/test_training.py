@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from afm.errors import AFMError, TrainingDiverged
-from afm.explain import field_pair_summary
+from afm.explain import explain_split
+from afm.statistics import pair_statistics
 from afm.training import TrainConfig, evaluate, resolve_device, train
 from afm.workflows import fit, make_model
 
@@ -27,12 +28,12 @@ def test_afm_beats_fm_and_attends_to_the_planted_pairs(trained_pair, synthetic):
     fm_rmse = evaluate(trained_pair["fm"], test, synthetic.label_range)["rmse"]
     afm_rmse = evaluate(trained_pair["afm"], test, synthetic.label_range)["rmse"]
     assert afm_rmse < fm_rmse - 0.02, (afm_rmse, fm_rmse)
-    top = field_pair_summary(trained_pair["afm"], synthetic, "test").head(2)
+    top = pair_statistics(explain_split(trained_pair["afm"], synthetic, "test")).head(2)
     assert {tuple(sorted(p)) for p in zip(top.field_a, top.field_b)} == {tuple(sorted(p)) for p in synthetic.planted_pairs}
 
 
 def test_attention_is_not_uniform_after_training(trained_pair, synthetic):
-    summary = field_pair_summary(trained_pair["afm"], synthetic, "test")
+    summary = pair_statistics(explain_split(trained_pair["afm"], synthetic, "test"))
     assert summary.mean_attention.sum() == pytest.approx(1.0, abs=1e-5)
     assert summary.mean_attention.max() > 3 / synthetic.num_pairs
 

@@ -1,0 +1,89 @@
+"""Every chart shows exactly the computed values it was given."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from afm import charts
+from afm.compare import errors_by_segment, paired_errors
+from afm.explain import decompose, explain_split
+from afm.statistics import attention_shape
+
+
+@pytest.fixture(scope="module")
+def explained(trained_pair, synthetic):
+    return explain_split(trained_pair["afm"], synthetic, "test")
+
+
+@pytest.fixture(scope="module")
+def errors(trained_pair, synthetic):
+    return paired_errors(trained_pair["fm"], trained_pair["afm"], synthetic, "test")
+
+
+def test_pair_heatmap_of_an_instance_and_of_the_mean(explained, synthetic):
+    values = explained.parts["attention"][7]
+    names = [synthetic.feature_names[i] for i in explained.x[7]]
+    fig = charts.pair_heatmap(values, synthetic.field_names, feature_names=names)
+    assert isinstance(fig, go.Figure)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    rows, cols = np.triu_indices(8, k=1)
+    np.testing.assert_array_equal(z[rows, cols], values.astype(float))
+    assert np.isnan(z[cols, rows]).all() and np.isnan(np.diag(z)).all()
+    assert names[0] in fig.data[0].text[0][1] and f"{values[0]:.6g}" in fig.data[0].text[0][1]
+    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    mean = charts.pair_heatmap(explained.parts["attention"].mean(0), synthetic.field_names)
+    np.testing.assert_allclose(np.asarray(mean.data[0].z, dtype=float)[rows, cols], explained.parts["attention"].mean(0))
+
+
+def test_pair_bars_are_ranked_with_names(explained):
+    mean = explained.parts["attention"].mean(0)
+    fig = charts.pair_bars(explained.labels, mean, top=5)
+    order = np.argsort(-mean)[:5]
+    assert list(fig.data[0].y) == [explained.labels[i] for i in order][::-1]
+    np.testing.assert_array_equal(fig.data[0].x, mean[order][::-1])
+
+
+def test_waterfall_steps_add_up_to_the_prediction(trained_pair, synthetic):
+    result = decompose(trained_pair["afm"], synthetic, "test", 11)
+    fig = charts.decomposition_waterfall(result, top_pairs=5)
+    y = list(fig.data[0].y)
+    assert y[0] == result["bias"] and y[-1] == result["prediction"]
+    assert y[2:7] == [p["contribution"] for p in result["pairs"][:5]]
+    assert sum(y[:-1]) == pytest.approx(result["prediction"], abs=1e-5)
+    assert list(fig.data[0].measure) == ["relative"] * (len(y) - 1) + ["total"]
+    assert fig.data[0].x[2] == f"{result['pairs'][0]['feature_a']} x {result['pairs'][0]['feature_b']}"
+
+
+def test_pair_distributions(explained):
+    fig = charts.pair_distributions(explained.parts["attention"], explained.labels, top=4)
+    top = np.argsort(-explained.parts["attention"].mean(0))[:4]
+    assert [trace.name for trace in fig.data] == [explained.labels[i] for i in top]
+    np.testing.assert_array_equal(fig.data[0].y, explained.parts["attention"][:, top[0]])
+
+
+def test_shape_distributions_one_trace_per_dataset(explained, trained_pair, synthetic):
+    shapes = {"AFM": attention_shape(explained),
+              "FM": attention_shape(explain_split(trained_pair["fm"], synthetic, "test"))}
+    fig = charts.shape_distributions(shapes, "top3_mass")
+    assert [t.name for t in fig.data] == ["AFM", "FM"]
+    np.testing.assert_array_equal(fig.data[0].x, shapes["AFM"].top3_mass)
+    assert fig.data[0].histnorm == "probability"
+
+
+def test_error_scatter_and_segments(errors, synthetic):
+    fig = charts.error_scatter(errors)
+    np.testing.assert_array_equal(fig.data[0].x, errors.fm_error.abs())
+    np.testing.assert_array_equal(fig.data[0].y, errors.afm_error.abs())
+    segments = errors_by_segment(errors, synthetic)
+    bars = charts.segment_bars(segments, kinds=["label"])
+    assert [t.name for t in bars.data] == ["FM", "AFM"]
+    label_rows = segments[segments.segment_kind == "label"]
+    np.testing.assert_array_equal(bars.data[1].y, label_rows.afm_rmse)
+    assert list(bars.data[0].x) == ["label: " + s for s in label_rows.segment]
+
+
+def test_learning_curves(trained_pair):
+    history = trained_pair["afm_result"].history
+    fig = charts.learning_curves({"FM": trained_pair["fm_result"].history, "AFM": history})
+    assert [t.name for t in fig.data] == ["FM train", "FM validation", "AFM train", "AFM validation"]
+    assert list(fig.data[3].y) == [row["validation_rmse"] for row in history]
+    assert fig.data[0].line.color == charts.MODEL_COLOURS["fm"]
