@@ -1,48 +1,41 @@
-"""AFM Explorer, home page: FM and AFM trained on the synthetic default, and which field pairs AFM attends to.
-
-The page only calls `afm/` and draws; all computation lives in the library.
-"""
-import pandas as pd
+"""AFM Explorer: `streamlit run app.py`. This is the Home page; the other pages are in pages/. Every page
+calls `afm/` for its numbers and charts and computes nothing itself."""
 import streamlit as st
 
-from afm.data import dataset_status, make_synthetic
-from afm.explain import explain_split
-from afm.statistics import pair_statistics
-from afm.training import evaluate
-from afm.workflows import fit
-
-st.set_page_config(page_title="AFM Explorer", layout="wide")
+from afm.explain import decompose
+from afm.registry import registry_table
+from ui import PAGES, entries, friendly_errors, load_entry, setup, show_table
 
 
-@st.cache_resource(show_spinner="Training FM and AFM on the synthetic data (a few seconds)...")
-def synthetic_models(seed: int = 0):
-    dataset = make_synthetic(seed=seed)
-    fm, _, _ = fit(dataset, "fm")
-    afm, _, _ = fit(dataset, "afm")
-    return dataset, fm, afm
+def home():
+    selection = setup("Home")
+    st.title("AFM Explorer")
+    st.markdown(
+        "Which feature interactions matter? A **factorization machine** (FM) sums every pair of features with "
+        "equal weight. An **attentional factorization machine** (AFM, Xiao et al., IJCAI 2017) learns how much "
+        "each pair counts, per instance, with weights that sum to one over the pairs:")
+    st.latex(r"\hat y = w_0 + \sum_i w_i + p^\top \sum_{i<j} a_{ij}\,(v_i \odot v_j), \qquad "
+             r"a_{ij} = \operatorname{softmax}_{(i,j)}\; h^\top \mathrm{ReLU}(W (v_i \odot v_j) + b)")
+    with friendly_errors():
+        model, dataset, _ = load_entry(selection.afm)
+        if model is not None:
+            parts = decompose(model.model, dataset, "test", 0)
+            first = sum(t["value"] for t in parts["first_order"])
+            pairs = sum(p["contribution"] for p in parts["pairs"])
+            top = parts["pairs"][0]
+            st.markdown(f"**With this model's own numbers**, for instance 0 of the {dataset.name} test split "
+                        f"(label {parts['label']:+g}):")
+            st.latex(rf"\hat y = \underbrace{{{parts['bias']:+.3f}}}_{{w_0}} "
+                     rf"\underbrace{{{first:+.3f}}}_{{\sum_i w_i}} "
+                     rf"\underbrace{{{pairs:+.3f}}}_{{\text{{{len(parts['pairs'])} pairs}}}} = {parts['prediction']:+.3f}")
+            st.caption(f"The largest pair term is {top['feature_a']} x {top['feature_b']}: attention "
+                       f"{top['attention']:.3f} times interaction {top['interaction']:+.3f} = {top['contribution']:+.3f}. "
+                       "FM would give every pair weight 1.")
+    st.subheader("What each page answers")
+    for script, title, icon, question in PAGES[1:]:
+        st.page_link(script, label=f"**{title}**: {question}", icon=icon)
+    st.subheader("Models in the registry")
+    show_table(registry_table(entries()), "models", "Saved models, newest first; shipped models last.")
 
 
-st.title("AFM Explorer")
-st.markdown(
-    "Which feature interactions matter? A **factorization machine** (FM) adds up every pair of features "
-    "with equal weight: $\\hat y = w_0 + \\sum_i w_i + p^\\top \\sum_{i<j} v_i \\odot v_j$. An **attentional "
-    "FM** (Xiao et al., IJCAI 2017) learns a weight $a_{ij}$ per pair and instance, normalised over the "
-    "pairs: $\\hat y = w_0 + \\sum_i w_i + p^\\top \\sum_{i<j} a_{ij}\\,(v_i \\odot v_j)$."
-)
-
-dataset, fm, afm = synthetic_models()
-test = dataset.splits["test"]
-fm_metrics = evaluate(fm, test, dataset.label_range)
-afm_metrics = evaluate(afm, test, dataset.label_range)
-
-st.subheader("Synthetic data with planted interactions")
-st.write("The label is driven by these field pairs: "
-         + ", ".join(f"**{a} x {b}**" for a, b in dataset.planted_pairs) + ". Does attention find them?")
-left, right = st.columns(2)
-left.metric("FM test RMSE", f"{fm_metrics['rmse']:.4f}")
-right.metric("AFM test RMSE", f"{afm_metrics['rmse']:.4f}",
-             delta=f"{afm_metrics['rmse'] - fm_metrics['rmse']:+.4f}", delta_color="inverse")
-st.dataframe(pair_statistics(explain_split(afm, dataset, "test")), hide_index=True)
-
-st.subheader("Data on this machine")
-st.dataframe(pd.DataFrame(dataset_status()), hide_index=True)
+home()

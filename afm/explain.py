@@ -170,3 +170,9 @@ def side_by_side(fm_decomposition: dict, afm_decomposition: dict) -> pd.DataFram
     table = afm.rename(columns={"attention": "afm_attention", "contribution": "afm_contribution"}).merge(fm, on=key)
     table.insert(0, "pair", table.feature_a + " x " + table.feature_b)
     return table.drop(columns=["feature_a", "feature_b"])
+
+
+def pair_values(decomposition: dict, field_names: list[str], key: str = "attention") -> np.ndarray:
+    """One value per pair of a decomposition, back in the models' pair order (for heatmaps)."""
+    by_pair = {(p["field_a"], p["field_b"]): p[key] for p in decomposition["pairs"]}
+    return np.array([by_pair[pair] for pair in field_pairs(field_names)])

@@ -78,3 +78,18 @@ def faithfulness_summary(ex: SplitExplanation) -> pd.DataFrame:
         "q75": faith.quantile(0.75).to_numpy(),
         "instances": faith.notna().sum().to_numpy(),
     })
+
+
+def compare_explanations(explanations: dict) -> pd.DataFrame:
+    """One row per named SplitExplanation: dataset, pairs, attention shape and faithfulness means, so
+    models on datasets with different field counts can be compared."""
+    rows = []
+    for name, ex in explanations.items():
+        shape, faith = attention_shape(ex), ex.faithfulness
+        rows.append({"model": name, "kind": ex.model_kind.upper(), "dataset": ex.dataset.name, "split": ex.split,
+                     "instances": len(shape), "pairs": ex.parts["attention"].shape[1],
+                     "mean_normalised_entropy": shape.normalised_entropy.mean(),
+                     "mean_top3_mass": shape.top3_mass.mean(),
+                     "attention_vs_contribution": faith.attention_vs_contribution.mean(),
+                     "attention_vs_ablation": faith.attention_vs_ablation.mean()})
+    return pd.DataFrame(rows)

@@ -67,6 +67,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def available_devices() -> list[str]:
+    """Device choices for a user interface: auto and cpu always, accelerators where present."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Predictions without dropout, in batches, on the model's device."""

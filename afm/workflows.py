@@ -68,7 +68,7 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
         exc.model, exc.config = model, config  # the best state is restored: callers may keep it
         raise
     if pretrain is not None:
-        result.extra["pretrained_from"] = str(Path(pretrain.path).resolve())
+        result.extra["pretrained_from"] = str(pretrain.path)
     return model, result, config
 
 

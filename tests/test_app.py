@@ -1,17 +1,164 @@
-"""The home page, run by Streamlit's AppTest (a real script run, no browser)."""
+"""Every page run by Streamlit's AppTest (real script runs, no browser)."""
+import base64
+
+import numpy as np
+import plotly.io
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from afm.checkpoints import load_model
+from afm.data import make_synthetic
+from afm.explain import decompose_ids, pair_values
+from afm.registry import BUILTIN_DIR, list_models
 from conftest import ROOT
 
 
-def test_home_page_trains_and_shows_the_planted_pairs_on_top():
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert not app.exception
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+def sidebar_choice(app, label: str):
+    return next(box.value for box in app.sidebar.selectbox if box.label == label)
+
+
+def open_page(page: str | None = None) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    if page:
+        app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def figures(app) -> list:
+    return [plotly.io.from_json(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """Plotly sends numeric arrays as base64 typed arrays ({"dtype", "bdata", "shape"})."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value.get("shape", len(flat))).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def test_home_shows_the_formula_with_numbers_and_the_registry(registry):
+    app = open_page()
     assert app.title[0].value == "AFM Explorer"
-    metrics = {m.label: float(m.value) for m in app.metric}
-    assert metrics["AFM test RMSE"] < metrics["FM test RMSE"]
-    pairs = app.dataframe[0].value
-    top = {tuple(sorted(p)) for p in zip(pairs.field_a[:2], pairs.field_b[:2])}
-    assert top == {("app_category", "daytime"), ("user_group", "weather")}
-    status = app.dataframe[1].value
-    assert list(status.name) == ["synthetic", "frappe", "movielens"]
+    assert len(app.latex) == 2 and "28 pairs" in app.latex[1].value
+    table = app.dataframe[0].value
+    assert set(table.name) == {"synthetic-fm", "synthetic-afm"} and table.shipped.all()
+    assert sidebar_choice(app, "AFM") == "synthetic-afm" and sidebar_choice(app, "FM") == "synthetic-fm"
+
+
+def test_shipped_models_match_the_synthetic_default():
+    data = make_synthetic(seed=0)
+    for name in ("synthetic-fm", "synthetic-afm"):
+        meta = load_model(BUILTIN_DIR / name).meta
+        assert meta["data"]["fingerprint"] == data.fingerprint
+        assert meta["metrics"]["test"]["rmse"] < (0.62 if name.endswith("fm") else 0.55)
+
+
+def test_instance_explorer_heatmap_is_what_afm_computes(registry):
+    app = open_page("2_Instance_explorer")
+    app.number_input(key="pick_index").set_value(7).run()
+    assert not app.exception
+    heatmap = next(f for f in figures(app) if f.data[0].type == "heatmap")
+    model = load_model(BUILTIN_DIR / "synthetic-afm")
+    data = make_synthetic(seed=0)
+    expected = pair_values(decompose_ids(model.model, data, data.splits["test"].x[7]), data.field_names)
+    z = array(heatmap.data[0].z)
+    rows, cols = np.triu_indices(8, k=1)
+    np.testing.assert_allclose(z[rows, cols], expected, rtol=1e-6)
+    labels = [m.label for m in app.metric]
+    assert "AFM prediction" in labels and "Label" in labels
+    assert any(df.value.columns[0] == "pair" for df in app.dataframe)  # FM beside AFM, decomposition
+
+
+def test_instance_explorer_what_if_and_pickers(registry):
+    app = open_page("2_Instance_explorer")
+    before = app.metric[0].value
+    app.selectbox(key="whatif_test_0_daytime").set_value(int(make_synthetic().field_values("daytime")[4])).run()
+    assert not app.exception and app.metric[1].value == "changed instance" and app.metric[0].value != before
+    for how in ("at random", "by feature values", "largest AFM error", "largest FM vs AFM disagreement"):
+        app.radio(key="pick_how").set_value(how).run()
+        assert not app.exception, how
+        assert len(app.get("plotly_chart")) >= 3
+
+
+def test_fm_vs_afm_page(registry):
+    app = open_page("3_FM_vs_AFM")
+    labels = [m.label for m in app.metric]
+    assert labels == ["FM RMSE", "AFM RMSE", "95% interval of AFM - FM"]
+    assert float(app.metric[1].value) < float(app.metric[0].value)
+    kinds = [f.data[0].type for f in figures(app)]
+    assert "scattergl" in kinds and "bar" in kinds and "scatter" in kinds
+    assert [b.label for b in app.get("download_button")]  # every table has its CSV download
+
+
+def test_attention_across_datasets_page(registry):
+    app = open_page("4_Attention_across_datasets")
+    assert app.multiselect(key="across_models").value == ["synthetic-afm", "synthetic-fm"]
+    summary = app.dataframe[0].value
+    assert list(summary.model) == ["synthetic-afm", "synthetic-fm"]
+    assert len([f for f in figures(app) if f.data[0].type == "histogram"]) == 2
+
+
+def test_planted_interactions_page(registry):
+    app = open_page("5_Planted_interactions")
+    found = [m for m in app.metric if m.label.startswith("Planted pairs in AFM")]
+    assert found[0].value == "100%"
+    assert float(app.metric[1].value) < float(app.metric[0].value)
+
+
+def test_training_from_the_train_page_creates_a_model(registry):
+    app = open_page("1_Train")
+    app.number_input(key="hp_synthetic_fm_epochs").set_value(2).run()
+    app.button(key="start_training").click().run()
+    assert not app.exception
+    state = app.session_state["job"].wait(120)
+    assert state.status == "finished"
+    app.run()
+    assert not app.exception
+    assert any("saved as" in s.value for s in app.success)
+    saved = list_models(registry, include_builtin=False)
+    assert len(saved) == 1 and saved[0].kind == "fm" and saved[0].name.startswith("synthetic-fm-")
+    assert load_model(saved[0].path).meta["training"]["epochs"] == 2
+    app.button(key="select_trained").click().run()
+    assert sidebar_choice(app, "FM") == saved[0].name  # what every page now explains
+    app.switch_page("pages/3_FM_vs_AFM.py").run()
+    assert sidebar_choice(app, "FM") == saved[0].name  # kept across pages
+
+
+def test_missing_data_says_how_to_get_it(registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("AFM_DATA_DIR", str(tmp_path / "empty"))
+    app = open_page("1_Train")
+    app.radio(key="train_data").set_value("frappe").run()
+    assert not app.exception
+    assert "python -m afm download frappe" in app.info[0].value
+
+
+def test_a_broken_model_shows_a_message_and_the_app_keeps_working(registry):
+    app = open_page("1_Train")
+    app.number_input(key="hp_synthetic_fm_epochs").set_value(1).run()
+    app.button(key="start_training").click().run()
+    path = app.session_state["job"].wait(120).path
+    (path / "model.safetensors").write_bytes(b"not a safetensors file")
+    app = open_page()
+    next(box for box in app.sidebar.selectbox if box.label == "FM").set_value(path.name).run()
+    app.switch_page("pages/3_FM_vs_AFM.py").run()
+    assert not app.exception
+    assert "not a valid safetensors file" in app.error[0].value
+    app.switch_page("pages/5_Planted_interactions.py").run()  # other pages still work
+    assert not app.exception and app.metric
+
+
+def test_two_sessions_training_at_once_keep_both_models(registry):
+    first, second = open_page("1_Train"), open_page("1_Train")
+    for app in (first, second):
+        app.number_input(key="hp_synthetic_fm_epochs").set_value(2).run()
+        app.button(key="start_training").click().run()
+    states = [app.session_state["job"].wait(120) for app in (first, second)]
+    assert states[0].path != states[1].path and {s.status for s in states} == {"finished"}
+    assert len(list_models(registry, include_builtin=False)) == 2

@@ -100,3 +100,8 @@ def load_csv(path: Path, target: str | None, seed: int = 0) -> Dataset:
     return Dataset(name=path.stem, field_names=features, feature_names=names, splits=random_split(x, y, seed),
                    source={"kind": "csv", "path": str(path), "target": target, "seed": seed}, task=task,
                    notes=f"{len(frame)} rows from {path.name}; {target_note}")
+
+
+def csv_columns(path: Path) -> list[str]:
+    """The header of a CSV file (checked as `load_csv` checks it), for choosing a target column."""
+    return list(_read_frame(Path(path)).columns)

@@ -1,0 +1,158 @@
+"""Train: choose data and a model, watch it learn, stop it when you like; manage saved models."""
+import json
+
+import streamlit as st
+
+from afm import charts
+from afm.data import dataset_status
+from afm.data.tabular import csv_columns
+from afm.errors import AFMError
+from afm.jobs import TrainingJob
+from afm.presets import hyperparameters
+from afm.registry import delete_model, new_model_path, registry_table, rename_model
+from afm.training import available_devices
+from afm.uploads import store_upload
+from ui import PENDING, cached_dataset, entries, friendly_errors, setup, show_chart, show_table
+
+selection = setup("Train")
+st.title("Train")
+st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). Defaults are the paper's for "
+           "Frappe and MovieLens, and small fast settings elsewhere.")
+
+HELP = {
+    "epochs": "Passes over the training split; the best epoch by validation RMSE is kept.",
+    "batch_size": "Instances per gradient step (paper: 128 for Frappe, 4096 for MovieLens).",
+    "lr": "Learning rate of the optimiser.",
+    "embed_dim": "k, the size of each feature's embedding (paper: 256).",
+    "attention_factor": "t, the hidden size of the attention network (paper: 256 Frappe, 8 MovieLens).",
+    "dropout": "Dropout on the pooled interaction vector.",
+    "attention_dropout": "Dropout on the attention weights (the authors used none).",
+    "l2_attention": "lambda: L2 penalty on the attention weights W, on the authors' scale.",
+    "patience": "Stop after this many epochs without a better validation RMSE (0: never).",
+}
+
+
+def choose_source():
+    """The data source as a `load_dataset` argument (a JSON-able spec), or None when it is unavailable."""
+    status = {row["name"]: row for row in dataset_status()}
+    kind = st.radio("Data", ["synthetic", "frappe", "movielens", "your CSV file"], horizontal=True, key="train_data")
+    if kind in ("frappe", "movielens"):
+        if not status[kind]["available"]:
+            st.info(f"{kind.capitalize()} is not on this machine. Its licence forbids redistribution, so fetch it "
+                    f"from the public source yourself: `{status[kind]['get']}` (or set `AFM_DATA_DIR` to a "
+                    "folder that has it).")
+            return None
+        return {"frappe": {"kind": "frappe"}, "movielens": {"kind": "movielens"}}[kind]
+    if kind == "synthetic":
+        return {"kind": "synthetic", "seed": int(st.number_input("Seed", 0, 10_000, 0, key="train_seed"))}
+    upload = st.file_uploader("CSV file: categorical columns and a target", type=["csv", "tsv", "txt"])
+    if upload is None:
+        return None
+    path = store_upload(upload.getvalue(), upload.name)
+    target = st.selectbox("Target column", csv_columns(path), key="train_target",
+                          help="Two values become -1/+1; a numeric target with more values is regression.")
+    return {"kind": "csv", "path": str(path), "target": target, "seed": 0}
+
+
+def choose_parameters(dataset_name: str, kind: str) -> dict:
+    preset = hyperparameters(dataset_name, kind)
+    values = {}
+    with st.expander("Hyperparameters", expanded=False):
+        cols = st.columns(3)
+        shown = [k for k in HELP if k in preset]
+        for i, key in enumerate(shown):
+            default = preset[key]
+            widget_key = f"hp_{dataset_name}_{kind}_{key}"
+            if isinstance(default, int):
+                values[key] = cols[i % 3].number_input(key, min_value=0, value=default, step=1, help=HELP[key], key=widget_key)
+            else:
+                values[key] = cols[i % 3].number_input(key, min_value=0.0, value=float(default), format="%g",
+                                                       help=HELP[key], key=widget_key)
+        values["optimizer"] = cols[0].selectbox("optimizer", ["adagrad", "adam"], key=f"hp_{dataset_name}_{kind}_opt",
+                                                index=["adagrad", "adam"].index(preset["optimizer"]))
+        values["device"] = cols[1].selectbox("device", available_devices(), key="hp_device",
+                                             help="auto takes a CUDA or Apple GPU when there is one.")
+        if kind == "afm":
+            st.caption("Ablations: each of AFM's differences from FM can be switched off.")
+            values["attention"] = not st.checkbox("Uniform attention (every pair weighs 1/pairs)", key="hp_uniform")
+            values["learn_p"] = not st.checkbox("Fix p to ones (as FM)", key="hp_fixed_p")
+    return values
+
+
+def show_job():
+    job = st.session_state.get("job")
+    if job is None:
+        return
+    state = job.snapshot()
+    epochs = job.epochs or 1
+    done = min(1.0, ((max(state.epoch, 1) - 1) + (state.batch / state.batches if state.batches else 0)) / epochs)
+    if state.status == "running":
+        st.progress(done, text=f"Training {job.kind.upper()}: epoch {max(state.epoch, 1)} of {epochs}")
+        if st.button("Stop and keep the best epoch", key="stop_job"):
+            job.stop()
+    elif state.status == "finished":
+        st.success(f"{job.kind.upper()} saved as **{state.path.name}** ({state.message}).")
+        if st.button("Explain it: select it in the sidebar", key="select_trained"):
+            st.session_state[PENDING] = {job.kind: state.path.name}
+            st.rerun()
+    else:
+        st.error(f"Training failed: {state.message}")
+    if len(state.history) > 1:
+        show_chart(charts.learning_curves({job.kind.upper(): state.history}, "Train and validation RMSE"), "training_curves")
+
+
+@st.fragment(run_every=1.0)
+def watch_job():
+    """Redraws the running job every second; when it ends, reruns the page once so the lists update."""
+    show_job()
+    if not st.session_state["job"].running:
+        st.rerun(scope="app")
+
+
+with friendly_errors():
+    source = choose_source()
+    kind = st.radio("Model", ["fm", "afm"], format_func=str.upper, horizontal=True, key="train_kind")
+    if source is not None:
+        dataset = cached_dataset(json.dumps(source, sort_keys=True))
+        st.caption(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features; "
+                   + ", ".join(f"{s} {len(p):,}" for s, p in dataset.splits.items()) + (f". {dataset.notes}" if dataset.notes else ""))
+        params = choose_parameters(dataset.name, kind)
+        pretrain = None
+        if kind == "afm":
+            fms = [e for e in entries() if e.kind == "fm" and e.dataset == dataset.name]
+            choice = st.selectbox("Start from a trained FM's embeddings", ["(random start)"] + [e.name for e in fms],
+                                  index=1 if fms else 0, key="train_pretrain")
+            pretrain = next((e.path for e in fms if e.name == choice), None)
+        running = st.session_state.get("job") is not None and st.session_state["job"].running
+        if st.button("Train", type="primary", disabled=running, key="start_training"):
+            out = new_model_path(None, dataset.name, kind)
+            st.session_state["job"] = TrainingJob(dataset, kind, out, params, pretrain).start()
+if st.session_state.get("job") is not None and st.session_state["job"].running:
+    watch_job()
+else:
+    show_job()
+
+st.subheader("Saved models")
+all_entries = entries()
+show_table(registry_table(all_entries), "saved_models")
+names = [e.name for e in all_entries]
+if names:
+    chosen = st.selectbox("Model", names, key="manage_model")
+    entry = all_entries[names.index(chosen)]
+    left, middle, right = st.columns(3)
+    if left.button("Select in the sidebar", key="manage_select"):
+        st.session_state[PENDING] = {entry.kind: entry.name}
+        st.rerun()
+    new_name = middle.text_input("New name", value=entry.name, key="manage_new_name", disabled=entry.builtin)
+    if middle.button("Rename", disabled=entry.builtin, key="manage_rename"):
+        try:
+            rename_model(entry, new_name)
+            st.rerun()
+        except AFMError as exc:
+            st.error(str(exc))
+    confirm = right.checkbox("Yes, delete it", key="manage_confirm", disabled=entry.builtin)
+    if right.button("Delete", disabled=entry.builtin or not confirm, key="manage_delete"):
+        delete_model(entry)
+        st.rerun()
+    if entry.builtin:
+        st.caption("Shipped models (trained on the synthetic data by `assets/build_models.sh`) cannot be changed.")

@@ -1,0 +1,99 @@
+"""Instance explorer: why did the model predict this for this instance?"""
+import streamlit as st
+
+from afm import charts
+from afm.explain import decompose_ids, pair_values, pairs_frame, side_by_side
+from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
+from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
+
+selection = setup("Instance explorer")
+st.title("Instance explorer")
+
+
+def pick_row(dataset, split, fm, afm, keys) -> int:
+    n = len(dataset.splits[split])
+    how = st.radio("Pick an instance", ["by index", "at random", "by feature values", "largest AFM error",
+                                        "largest FM vs AFM disagreement"], horizontal=True, key="pick_how")
+    if how == "by index":
+        return int(st.number_input(f"Row of the {split} split (0 to {n - 1})", 0, n - 1, 0, key="pick_index"))
+    if how == "at random":
+        if st.button("Another one", key="pick_again") or "pick_random" not in st.session_state:
+            st.session_state["pick_random"] = random_row(dataset, split)
+        return min(st.session_state["pick_random"], n - 1)
+    if how == "by feature values":
+        cols = st.columns(min(4, dataset.num_fields))
+        wanted = {}
+        for f, field in enumerate(dataset.field_names):
+            ids = dataset.field_values(field)
+            choice = cols[f % len(cols)].selectbox(field, [None, *ids.tolist()], key=f"pick_{field}",
+                                                   format_func=lambda i: "any" if i is None else dataset.feature_names[i])
+            if choice is not None:
+                wanted[field] = choice
+        rows = rows_matching(dataset, split, wanted)
+        if len(rows) == 0:
+            st.warning("No instance of this split has all these values; showing row 0.")
+            return 0
+        st.caption(f"{len(rows):,} matching instances")
+        return int(st.selectbox("Matching row", rows.tolist(), key="pick_matching"))
+    if fm is None or afm is None:
+        st.warning("Choose both an FM and an AFM model in the sidebar for this.")
+        return 0
+    errors = cached_errors(keys[0], keys[1], split, fm.model, afm.model, dataset)
+    ranked = rows_by_error(errors, "afm") if how == "largest AFM error" else rows_by_disagreement(errors)
+    show_table(ranked, f"{how.replace(' ', '_')}", height=200)
+    return int(st.selectbox("Row", ranked.row.tolist(), key="pick_ranked"))
+
+
+with friendly_errors():
+    afm, dataset, afm_key = load_entry(selection.afm)
+    fm, fm_dataset, fm_key = load_entry(selection.fm)
+    if afm is None and fm is None:
+        st.info("No model is selected: train one on the Train page, or pick one in the sidebar.")
+        st.stop()
+    model, model_dataset = (afm, dataset) if afm is not None else (fm, fm_dataset)
+    if fm is not None and afm is not None and fm_dataset.fingerprint != dataset.fingerprint:
+        st.warning("The selected FM and AFM were trained on different data; FM's view is left out.")
+        fm = None
+    split = st.selectbox("Split", ["test", "validation", "train"], key="instance_split")
+    row = pick_row(model_dataset, split, fm, afm, (fm_key, afm_key))
+    x = model_dataset.splits[split].x[row].copy()
+    label = float(model_dataset.splits[split].y[row])
+
+    with st.expander("What if? Change any field's value", expanded=False):
+        cols = st.columns(min(4, model_dataset.num_fields))
+        for f, field in enumerate(model_dataset.field_names):
+            ids = model_dataset.field_values(field).tolist()
+            x[f] = cols[f % len(cols)].selectbox(field, ids, index=ids.index(int(x[f])), key=f"whatif_{split}_{row}_{field}",
+                                                 format_func=lambda i: model_dataset.feature_names[i])
+    changed = not (x == model_dataset.splits[split].x[row]).all()
+
+    result = decompose_ids(model.model, model_dataset, x, None if changed else label)
+    kind = model.model.config.kind.upper()
+    a, b, c = st.columns(3)
+    a.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
+    b.metric("Label", "changed instance" if changed else f"{label:+g}")
+    faith = result["faithfulness"]["attention_vs_ablation"]
+    c.metric("Attention vs ablation (Spearman)", "n/a" if faith is None else f"{faith:.2f}",
+             help="Do the pairs with the most attention also change the prediction most when removed? "
+                  "1: attention ranks the pairs exactly as their removal effects do.")
+    feature_names = [model_dataset.feature_names[i] for i in x]
+    pairs = pairs_frame(result)
+    left, right = st.columns(2)
+    with left:
+        attention = pair_values(result, model_dataset.field_names)
+        show_chart(charts.pair_heatmap(attention, model_dataset.field_names, f"{kind} attention over field pairs",
+                                       feature_names=feature_names), "instance_attention")
+    with right:
+        show_chart(charts.pair_bars(pairs.pair.tolist(), pairs.attention.tolist(), "Pairs ranked by attention",
+                                    "attention", top=12), "instance_pairs")
+    show_chart(charts.decomposition_waterfall(result), "instance_waterfall")
+    st.caption("The bars add up exactly to the prediction: bias, first-order terms, and each pair's attention "
+               "times its interaction. Ablation: the prediction change if the pair were removed and attention "
+               "renormalised over the rest.")
+    show_table(pairs[["pair", "attention", "interaction", "contribution", "ablation"]], "instance_decomposition")
+    if fm is not None and afm is not None:
+        st.subheader("FM's view of the same instance")
+        fm_result = decompose_ids(fm.model, dataset, x, None if changed else label)
+        st.caption(f"FM predicts {fm_result['prediction']:+.4f}, weighting every pair 1; AFM predicts "
+                   f"{result['prediction']:+.4f}.")
+        show_table(side_by_side(fm_result, result), "fm_vs_afm_instance")

@@ -1,0 +1,47 @@
+"""FM vs AFM: is AFM better here, by how much, and for which instances?"""
+import streamlit as st
+
+from afm import charts
+from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
+from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
+
+selection = setup("FM vs AFM")
+st.title("FM vs AFM")
+
+with friendly_errors():
+    fm, dataset, fm_key = load_entry(selection.fm)
+    afm, afm_dataset, afm_key = load_entry(selection.afm)
+    if fm is None or afm is None:
+        st.info("Choose an FM and an AFM model of the same dataset in the sidebar (train them on the Train page).")
+        st.stop()
+    if dataset.fingerprint != afm_dataset.fingerprint:
+        st.error("The selected FM and AFM were trained on different data; choose two models of the same dataset.")
+        st.stop()
+    split = st.selectbox("Split", ["test", "validation"], key="compare_split")
+    errors = cached_errors(fm_key, afm_key, split, fm.model, afm.model, dataset)
+    table = bootstrap_comparison(errors)
+    rmse = table.set_index("metric").loc["rmse"]
+    a, b, c = st.columns(3)
+    a.metric("FM RMSE", f"{rmse.fm:.4f}")
+    b.metric("AFM RMSE", f"{rmse.afm:.4f}", delta=f"{rmse.relative:+.1%}", delta_color="inverse")
+    c.metric("95% interval of AFM - FM", f"[{rmse.ci_low:+.4f}, {rmse.ci_high:+.4f}]",
+             help="Paired bootstrap over instances (1,000 resamples). An interval that excludes 0 means the "
+                  "difference is unlikely to be noise of this split.")
+    st.caption("RMSE clips predictions to the label range, as the AFM authors did. "
+               + ("The interval excludes 0." if rmse.ci_high < 0 or rmse.ci_low > 0 else "The interval includes 0: no clear winner."))
+    show_table(table, "fm_vs_afm_metrics")
+    paper = results_beside_paper(table, dataset.name)
+    if not paper.empty:
+        st.subheader("Beside the paper's Table 2 (test RMSE, k = 256)")
+        st.caption(f"Our FM sits in the LibFM row. Our data: {dataset.notes or dataset.name}.")
+        show_table(paper, "paper_table")
+    show_chart(charts.error_scatter(errors), "error_scatter")
+    segments = errors_by_segment(errors, dataset, split)
+    kinds = list(dict.fromkeys(segments.segment_kind))
+    chosen = st.multiselect("Segments", kinds, default=kinds[:2], key="compare_segments")
+    show_chart(charts.segment_bars(segments, chosen), "segment_rmse")
+    show_table(segments, "segments")
+    st.subheader("Where AFM gains and loses most")
+    show_table(largest_differences(errors), "largest_differences")
+    show_chart(charts.learning_curves({"FM": fm.meta.get("history", []), "AFM": afm.meta.get("history", [])}),
+               "learning_curves")

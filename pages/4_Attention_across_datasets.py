@@ -1,0 +1,43 @@
+"""Attention across datasets: how sharp is attention, which pairs does it favour, can it be trusted?"""
+import streamlit as st
+
+from afm import charts
+from afm.statistics import attention_shape, compare_explanations, faithfulness_summary, pair_statistics
+from ui import cached_explanation, entries, friendly_errors, load_entry, setup, show_chart, show_table
+
+selection = setup("Attention across datasets")
+st.title("Attention across datasets")
+st.caption("Entropy is divided by log(number of pairs), so datasets with different field counts compare: 1 "
+           "means uniform attention, 0 means all weight on one pair.")
+
+all_entries = entries()
+names = [e.name for e in all_entries]
+default = [e.name for e in (selection.afm, selection.fm) if e is not None]
+chosen = st.multiselect("Models to compare (two or more)", names, default=default, key="across_models")
+split = st.selectbox("Split", ["test", "validation"], key="across_split")
+
+explanations = {}
+with friendly_errors():
+    for entry in (e for e in all_entries if e.name in chosen):
+        loaded, dataset, key = load_entry(entry)
+        explanations[f"{entry.name}"] = cached_explanation(key, split, loaded.model, dataset)
+if len(explanations) < 2:
+    st.info("Choose at least two models above, e.g. an AFM on synthetic data and one on Frappe.")
+if explanations:
+    st.subheader("Summary")
+    show_table(compare_explanations(explanations), "across_summary")
+    show_chart(charts.shape_distributions({n: attention_shape(ex) for n, ex in explanations.items()}),
+               "entropy_distributions")
+    show_chart(charts.shape_distributions({n: attention_shape(ex) for n, ex in explanations.items()}, "top3_mass"),
+               "top3_distributions")
+    st.subheader("Mean attention per field pair")
+    columns = st.columns(min(len(explanations), 3))
+    for i, (name, ex) in enumerate(explanations.items()):
+        with columns[i % len(columns)]:
+            show_chart(charts.pair_heatmap(ex.parts["attention"].mean(0), ex.dataset.field_names, name,
+                                           "mean attention"), f"heatmap_{i}")
+    for i, (name, ex) in enumerate(explanations.items()):
+        with st.expander(f"{name}: per-pair distributions, statistics and faithfulness"):
+            show_chart(charts.pair_distributions(ex.parts["attention"], ex.labels), f"distributions_{i}")
+            show_table(pair_statistics(ex), f"pair_statistics_{i}")
+            show_table(faithfulness_summary(ex), f"faithfulness_{i}")
