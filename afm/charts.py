@@ -77,13 +77,17 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
     return _layout(fig, title, "", "contribution to the prediction")
 
 
-def pair_distributions(attention: np.ndarray, labels: list[str], top: int = 12,
+def pair_distributions(statistics: pd.DataFrame, top: int = 12,
                        title: str = "Attention per field pair, across instances") -> go.Figure:
-    """Box plots of each pair's attention over instances, for the pairs with the highest mean."""
-    order = np.argsort(-attention.mean(0), kind="stable")[:top]
-    fig = go.Figure([go.Box(y=attention[:, i], name=labels[i], marker_color=PALETTE[0], boxpoints=False)
-                     for i in order])
-    return _layout(fig, title, "field pair", "attention", showlegend=False)
+    """Box plots of each pair's attention over instances (box: quartiles, whiskers: 10th and 90th
+    percentiles) for the pairs with the highest mean, from `afm.statistics.pair_statistics`; only the
+    summary travels to the browser, however large the split."""
+    rows = statistics.sort_values("mean_attention", ascending=False, kind="stable").head(top)
+    names = (rows.field_a + " x " + rows.field_b).tolist()
+    fig = go.Figure(go.Box(x=names, q1=rows.q25_attention, median=rows.median_attention, q3=rows.q75_attention,
+                           lowerfence=rows.q10_attention, upperfence=rows.q90_attention, mean=rows.mean_attention,
+                           marker_color=PALETTE[0], name="attention", boxpoints=False))
+    return _layout(fig, title, "field pair", "attention (whiskers: 10th to 90th percentile)", showlegend=False)
 
 
 def shape_distributions(shapes: dict[str, pd.DataFrame], column: str = "normalised_entropy",

@@ -36,8 +36,13 @@ if explanations:
         with columns[i % len(columns)]:
             show_chart(charts.pair_heatmap(ex.parts["attention"].mean(0), ex.dataset.field_names, name,
                                            "mean attention"), f"heatmap_{i}")
-    for i, (name, ex) in enumerate(explanations.items()):
-        with st.expander(f"{name}: per-pair distributions, statistics and faithfulness"):
-            show_chart(charts.pair_distributions(ex.parts["attention"], ex.labels), f"distributions_{i}")
-            show_table(pair_statistics(ex), f"pair_statistics_{i}")
-            show_table(faithfulness_summary(ex), f"faithfulness_{i}")
+    st.subheader("One model in detail")
+    name = st.selectbox("Model", list(explanations), key="across_detail")
+    ex = explanations[name]
+    statistics = pair_statistics(ex)
+    show_chart(charts.pair_distributions(statistics), "pair_distributions")
+    show_table(statistics, "pair_statistics")
+    st.caption("Faithfulness: per instance, the Spearman correlation between attention, |contribution| and "
+               "|ablation effect| over the pairs. Near 1: attention ranks pairs as their effects do; near 0 or "
+               "negative: the heatmap is not an explanation of this model's predictions.")
+    show_table(faithfulness_summary(ex), "faithfulness")

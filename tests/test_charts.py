@@ -6,7 +6,7 @@ import pytest
 from afm import charts
 from afm.compare import errors_by_segment, paired_errors
 from afm.explain import decompose, explain_split
-from afm.statistics import attention_shape
+from afm.statistics import attention_shape, pair_statistics
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,13 @@ def test_waterfall_steps_add_up_to_the_prediction(trained_pair, synthetic):
 
 
 def test_pair_distributions(explained):
-    fig = charts.pair_distributions(explained.parts["attention"], explained.labels, top=4)
-    top = np.argsort(-explained.parts["attention"].mean(0))[:4]
-    assert [trace.name for trace in fig.data] == [explained.labels[i] for i in top]
-    np.testing.assert_array_equal(fig.data[0].y, explained.parts["attention"][:, top[0]])
+    stats = pair_statistics(explained)
+    fig = charts.pair_distributions(stats, top=4)
+    top = stats.head(4)
+    assert list(fig.data[0].x) == (top.field_a + " x " + top.field_b).tolist()
+    np.testing.assert_array_equal(fig.data[0].median, top.median_attention)
+    np.testing.assert_array_equal(fig.data[0].q1, top.q25_attention)
+    np.testing.assert_array_equal(fig.data[0].upperfence, top.q90_attention)
 
 
 def test_shape_distributions_one_trace_per_dataset(explained, trained_pair, synthetic):
