@@ -142,3 +142,19 @@ def learning_curves(histories: dict[str, list[dict]], title: str = "Learning cur
                                      name=f"{name} {split}", line=dict(color=colour, dash=dash),
                                      hovertemplate="epoch %{x}<br>RMSE %{y:.4f}<extra>" + f"{name} {split}</extra>"))
     return _layout(go.Figure(traces), title, "epoch", "RMSE")
+
+
+def study_curves(sweeps: pd.DataFrame, title: str = "Validation RMSE against each hyperparameter") -> go.Figure:
+    """One panel per swept hyperparameter (see `afm.studies.sweep_table`)."""
+    from plotly.subplots import make_subplots
+
+    parameters = list(dict.fromkeys(sweeps.parameter))
+    fig = make_subplots(rows=1, cols=max(1, len(parameters)), subplot_titles=parameters, shared_yaxes=True)
+    for i, parameter in enumerate(parameters, start=1):
+        rows = sweeps[sweeps.parameter == parameter]
+        fig.add_trace(go.Scatter(x=[f"{v:g}" for v in rows.value], y=rows.validation_rmse, mode="lines+markers",
+                                 name=parameter, marker_color=PALETTE[0], showlegend=False,
+                                 hovertemplate=parameter + "=%{x}<br>validation RMSE %{y:.4f}<extra></extra>"),
+                      row=1, col=i)
+    fig.update_yaxes(title_text="validation RMSE", row=1, col=1)
+    return _layout(fig, title, "", "validation RMSE")

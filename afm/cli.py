@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
     _add_data_dir(x)
 
+    r = sub.add_parser("reproduce", help="the paper's protocol: FM, then AFM from FM's embeddings; a results file")
+    r.add_argument("--dataset", required=True, help="frappe, movielens or synthetic")
+    r.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
+    r.add_argument("--studies", action="store_true", help="also sweep t, lambda and dropout, and run FM+A")
+    r.add_argument("--out", help="results file (default: results/DATASET[-quick].json)")
+    r.add_argument("--device", default="auto")
+    _add_data_dir(r)
+
     d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
     _add_data_dir(d)
 
@@ -144,6 +152,31 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from pathlib import Path
+
+    from afm.data import load_dataset
+    from afm.studies import reproduce, results_table
+
+    if args.dataset not in ("frappe", "movielens", "synthetic"):
+        raise AFMError(f"reproduce takes frappe, movielens or synthetic, not {args.dataset!r}")
+    dataset = load_dataset(args.dataset, args.data_dir)
+    results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
+                        log=lambda line: print(line, file=sys.stderr))
+    out = Path(args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    tmp.replace(out)
+    comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]
+    print(results_table(results).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"AFM vs FM test RMSE: {comparison['relative']:+.1%} (95% interval of the difference "
+          f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}]); {results['wall_seconds']:.0f}s on "
+          f"{results['device']}; data: {dataset.notes or dataset.name}")
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from afm.data import dataset_status
 
@@ -162,7 +195,7 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "reproduce": cmd_reproduce,
             "datasets": cmd_datasets, "download": cmd_download}
 
 

@@ -94,6 +94,12 @@ class _PairwiseModel(nn.Module):
         return self.bias.new_zeros(())
 
     @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions without dropout. Through `parts`, which computes each distinct feature pair once:
+        for AFM on Frappe's train split that is several times cheaper than `forward`."""
+        return self.parts(x).prediction
+
+    @torch.no_grad()
     def parts(self, x: torch.Tensor, chunk: int = 8192) -> Parts:
         """The exact decomposition, computed without dropout; parts sum to `prediction`.
 
@@ -136,6 +142,15 @@ class FM(_PairwiseModel):
 
     def pair_weights(self, scores, shape):
         return self.bias.new_ones(shape)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            return self(x)  # the O(m k) forward beats pair-by-pair evaluation for FM
+        finally:
+            self.train(was_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.embedding(x)

@@ -35,3 +35,15 @@ def hyperparameters(dataset_name: str, kind: str, overrides: dict | None = None)
     merged = dict(preset)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return merged
+
+
+# --quick: the same protocol at a size that runs in minutes on a 2-core CPU (tests, demos, studies).
+QUICK = {
+    "frappe": dict(embed_dim=64, attention_factor=64, epochs=6, batch_size=512),
+    "movielens": dict(embed_dim=64, epochs=6),
+    "default": dict(epochs=10),
+}
+
+
+def quick_overrides(dataset_name: str) -> dict:
+    return dict(QUICK.get(dataset_name, QUICK["default"]))

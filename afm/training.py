@@ -78,16 +78,11 @@ def available_devices() -> list[str]:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 32768) -> np.ndarray:
     """Predictions without dropout, in batches, on the model's device."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        batch = torch.as_tensor(x[start:start + batch_size], device=device)
-        out.append(model(batch).float().cpu())
-    model.train(was_training)
+    out = [model.predict(torch.as_tensor(x[start:start + batch_size], device=device)).float().cpu()
+           for start in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
@@ -121,7 +116,7 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
         optimizer = torch.optim.Adam(params, lr=config.lr)
 
     started = time.perf_counter()
-    history = [_epoch_row(model, dataset, 0, 0.0, float("nan"))]
+    history = [_epoch_row(model, dataset, 0, 0.0, None)]  # before training: no loss yet
     best_state, best_epoch, best_rmse = copy.deepcopy(model.state_dict()), 0, history[0]["validation_rmse"]
     n = len(y)
     batches = math.ceil(n / config.batch_size)
@@ -187,7 +182,7 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     return result
 
 
-def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float) -> dict:
+def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float | None) -> dict:
     return {
         "epoch": epoch,
         "train_rmse": evaluate(model, dataset.splits["train"], dataset.label_range)["rmse"],

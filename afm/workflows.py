@@ -34,6 +34,11 @@ def make_model(dataset: Dataset, kind: str, params: dict, seed: int = 0, pretrai
             raise AFMError("--pretrain takes a trained FM model directory, for training an AFM")
         check_same_data(pretrain.meta, dataset, str(pretrain.path))
         model.load_fm_embeddings(pretrain.model)
+    if params.get("freeze_fm"):
+        if pretrain is None:
+            raise AFMError("freezing FM's parameters (FM+A) needs a trained FM to start from (--pretrain)")
+        for frozen in (model.bias, model.weight.weight, model.embedding.weight):
+            frozen.requires_grad_(False)  # the paper's FM+A: only the attention network (and p) learn
     return model
 
 
@@ -69,6 +74,8 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
         raise
     if pretrain is not None:
         result.extra["pretrained_from"] = str(pretrain.path)
+    if params.get("freeze_fm"):
+        result.extra["freeze_fm"] = True
     return model, result, config
 
 

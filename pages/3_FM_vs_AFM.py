@@ -3,6 +3,7 @@ import streamlit as st
 
 from afm import charts
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
+from afm.studies import case_study_table, committed_results, results_table, sweep_table
 from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
 
 selection = setup("FM vs AFM")
@@ -45,3 +46,26 @@ with friendly_errors():
     show_table(largest_differences(errors), "largest_differences")
     show_chart(charts.learning_curves({"FM": fm.meta.get("history", []), "AFM": afm.meta.get("history", [])}),
                "learning_curves")
+
+st.header("Full runs: the paper's protocol, reproduced")
+st.caption("Results files committed with the project (metrics only; `python -m afm reproduce --dataset ...`). "
+           "Each says what data it ran on: Frappe's train split is reconstructed, and MovieLens is built from the "
+           "ML-10M tags (about 7x smaller than the paper's ml-tag).")
+runs = committed_results()
+if not runs:
+    st.info("No results files yet: run `python -m afm reproduce --dataset frappe` (hours on a CPU).")
+for name, results in runs.items():
+    with st.expander(f"{name}: {results['data']['name']}{' (quick)' if results.get('quick') else ''}, "
+                     f"{results['wall_seconds'] / 60:.0f} min on {results['device']}", expanded=len(runs) == 1):
+        st.caption(results["data"].get("notes") or "")
+        show_table(results_table(results), f"results_{name}")
+        show_chart(charts.learning_curves({"FM": results["models"]["fm"]["history"],
+                                           "AFM": results["models"]["afm"]["history"]}), f"results_curves_{name}")
+        sweeps = sweep_table(results)
+        if not sweeps.empty:
+            show_chart(charts.study_curves(sweeps), f"studies_{name}")
+            show_table(sweeps, f"sweeps_{name}")
+        if "case_study" in results:
+            st.markdown(f"**Case study** (FM+A on the test split): the most attended pair is "
+                        f"**{results['case_study']['most_attended_pair']}**; FM gives every pair the same weight.")
+            show_table(case_study_table(results), f"case_study_{name}")

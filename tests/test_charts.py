@@ -90,3 +90,13 @@ def test_learning_curves(trained_pair):
     assert [t.name for t in fig.data] == ["FM train", "FM validation", "AFM train", "AFM validation"]
     assert list(fig.data[3].y) == [row["validation_rmse"] for row in history]
     assert fig.data[0].line.color == charts.MODEL_COLOURS["fm"]
+
+
+def test_study_curves():
+    import pandas as pd
+
+    sweeps = pd.DataFrame({"parameter": ["t", "t", "lambda"], "value": [4, 16, 0.5],
+                           "validation_rmse": [0.5, 0.4, 0.45], "best_epoch": [1, 2, 3], "seconds": [1, 1, 1]})
+    fig = charts.study_curves(sweeps)
+    assert len(fig.data) == 2 and list(fig.data[0].x) == ["4", "16"] and list(fig.data[0].y) == [0.5, 0.4]
+    assert list(fig.data[1].y) == [0.45]

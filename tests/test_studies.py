@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from afm.checkpoints import load_model
+from afm.data import make_synthetic
+from afm.studies import SCHEMA, case_study, case_study_summary, fm_plus_attention, results_table, sweep
+from afm.workflows import fit, save_trained
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_synthetic(seed=2, rows=3000)
+
+
+@pytest.fixture(scope="module")
+def fm_dir(small, tmp_path_factory):
+    fm, result, config = fit(small, "fm", {"epochs": 4})
+    return save_trained(fm, small, config, result, tmp_path_factory.mktemp("fm") / "fm")
+
+
+def test_reproduce_quick_on_synthetic_end_to_end(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-m", "afm", "reproduce", "--dataset", "synthetic", "--quick",
+                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "FM (ours)" in run.stdout and "AFM (ours)" in run.stdout and f"wrote {out}" in run.stdout
+    results = json.loads(out.read_text())
+    assert results["schema"] == SCHEMA and results["version"] == 1 and results["quick"] is True
+    assert {"created", "versions", "device", "data", "models", "comparison", "paper_test_rmse", "wall_seconds"} <= set(results)
+    for kind in ("fm", "afm"):
+        record = results["models"][kind]
+        assert set(record["metrics"]) == {"train", "validation", "test"}
+        assert {"rmse", "mae", "n"} == set(record["metrics"]["test"])
+        assert record["epochs_run"] == len(record["history"]) - 1 <= 10 and record["settings"]["epochs"] == 10
+        assert record["device"] == "cpu" and record["seconds"] > 0
+    assert results["models"]["afm"]["settings"]["attention_factor"] == 16
+    assert results["data"]["name"] == "synthetic" and results["data"]["rows"]["test"] == 2000
+    rmse = {row["metric"]: row for row in results["comparison"]}["rmse"]
+    assert rmse["afm"] == pytest.approx(results["models"]["afm"]["metrics"]["test"]["rmse"])
+    assert list(results_table(results).method[:2]) == ["FM (ours)", "AFM (ours)"]
+
+
+def test_sweep_reports_validation_rmse_per_value(small, fm_dir):
+    table = sweep(small, "attention_factor", [2, 8], {"epochs": 2}, fm_dir, log=lambda *_: None)
+    assert table.value.tolist() == [2, 8] and (table.validation_rmse < 1.0).all()
+    assert "test_rmse" not in table.columns  # the test split is not for tuning
+
+
+def test_fm_plus_attention_trains_only_attention(small, fm_dir):
+    fm = load_model(fm_dir).model
+    model, result, scores = fm_plus_attention(small, fm, fm_dir, {"epochs": 3})
+    assert result.best_epoch >= 1
+    for name in ("bias", "weight.weight", "embedding.weight"):
+        assert torch.equal(model.state_dict()[name], fm.state_dict()[name]), name
+    assert not torch.equal(model.attention_W, fit(small, "afm", {"epochs": 0})[0].attention_W)  # attention learned
+    assert set(scores) == {"FM", "FM+A"}
+
+
+def test_case_study_compares_equal_weights_with_attention(small, fm_dir):
+    fm = load_model(fm_dir).model
+    attentive, _, _ = fm_plus_attention(small, fm, fm_dir, {"epochs": 2})
+    table = case_study(fm, attentive, small)
+    attention = table[[c for c in table.columns if c.endswith(": attention")]]
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
+    x = small.splits["test"].x[0]
+    i, j = small.field_names.index("user_group"), small.field_names.index("weather")
+    v = fm.embedding.weight.detach()
+    assert table["user_group x weather: FM score"][0] == pytest.approx(float((v[x[i]] * v[x[j]]).sum()), rel=1e-5)
+    summary = case_study_summary(fm, attentive, small)
+    assert len(summary["pairs"]) == 28 and sum(summary["top_pair_share"]) == pytest.approx(1.0)
+    assert summary["most_attended_pair"] == summary["pairs"][int(np.argmax(summary["mean_attention"]))]
+
+
+def test_committed_results_and_tables(tmp_path, small, fm_dir):
+    from afm.studies import case_study_table, committed_results, sweep_table
+
+    fm = load_model(fm_dir).model
+    attentive, _, _ = fm_plus_attention(small, fm, fm_dir, {"epochs": 1})
+    results = {"schema": SCHEMA, "version": 1, "studies": {"sweeps": {"dropout": [
+        {"parameter": "dropout", "value": 0.2, "validation_rmse": 0.5, "best_epoch": 1, "seconds": 1.0}]}},
+        "case_study": case_study_summary(fm, attentive, small)}
+    (tmp_path / "a.json").write_text(json.dumps(results))
+    (tmp_path / "other.json").write_text('{"schema": "something else"}')
+    (tmp_path / "broken.json").write_text("{")
+    assert list(committed_results(tmp_path)) == ["a"]
+    assert sweep_table(results).validation_rmse.tolist() == [0.5]
+    table = case_study_table(results)
+    assert len(table) == 28 and table.mean_attention.sum() == pytest.approx(1.0, abs=1e-5)
