@@ -6,6 +6,7 @@ and an earlier model of the same name stays intact until the new one is complete
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -25,6 +26,16 @@ from afm.models import ModelConfig, build_model
 FORMAT = "afm-explorer-model"
 FORMAT_VERSION = 1
 WEIGHTS, META = "model.safetensors", "model.json"
+
+
+def library_versions() -> dict:
+    import numpy
+    import safetensors
+
+    from afm import __version__
+
+    return {"afm": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "safetensors": safetensors.__version__, "python": platform.python_version()}
 
 
 @dataclass
@@ -48,7 +59,7 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, data: di
         "metrics": metrics or {},
         "history": history or [],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "versions": library_versions(),
         **(extra or {}),
     }
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -65,21 +76,42 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, data: di
     return directory
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+
 def _replace_directory(new: Path, target: Path) -> None:
-    """Rename `new` to `target`; an existing target is moved aside first and removed only afterwards."""
+    """Put `new` at `target`. An existing model there is swapped out in one atomic step where the system
+    allows it; elsewhere it is moved aside first and `recover_interrupted` puts it back if a crash came
+    between the two renames. Either way `target` always holds one complete model."""
     if not target.exists():
         os.rename(new, target)
         return
     if not is_model_dir(target):
         raise CheckpointError(f"{target} exists and is not a model directory; refusing to overwrite it")
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # now holds the previous model
+        return
     old = target.with_name(f".{target.name}.{os.getpid()}.old")
     os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except OSError:
-        os.rename(old, target)
-        raise
+    os.rename(new, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_interrupted(directory: Path) -> None:
+    """Restore a model moved aside by a save that was killed before its new version was in place."""
+    for old in Path(directory).glob(".*.old"):
+        name = old.name[1:].rsplit(".", 2)[0]
+        target = old.with_name(name)
+        if not target.exists() and is_model_dir(old):
+            os.rename(old, target)
 
 
 def is_model_dir(path: Path) -> bool:

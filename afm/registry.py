@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from afm.checkpoints import is_model_dir, read_meta
+from afm.checkpoints import is_model_dir, read_meta, recover_interrupted
 from afm.errors import AFMError, CheckpointError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -62,6 +62,7 @@ def list_models(directory: str | os.PathLike | None = None, include_builtin: boo
     found = []
     root = models_dir(directory)
     if root.is_dir():
+        recover_interrupted(root)
         for path in root.iterdir():
             if not path.name.startswith(".") and path.is_dir() and is_model_dir(path):
                 entry = _entry(path, builtin=False)

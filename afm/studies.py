@@ -4,15 +4,14 @@ learns); and the micro-level case study of MovieLens (which field pair gets the 
 from __future__ import annotations
 
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
+from afm.checkpoints import library_versions
 from afm.compare import bootstrap_comparison, paired_errors
 from afm.data.dataset import Dataset
 from afm.explain import batch_parts, pair_labels
@@ -56,7 +55,7 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
         results = {
             "schema": SCHEMA, "version": SCHEMA_VERSION, "kind": "reproduce", "quick": quick,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "versions": library_versions(),
             "device": afm_result.device, "data": dataset.describe(),  # counts, names of fields, a hash: no rows
             "models": {
                 "fm": _run_record(fm, fm_result, fm_config, dataset, hyperparameters(dataset.name, "fm", extra)),

@@ -11,6 +11,7 @@ import torch
 from afm.checkpoints import LoadedModel, load_model, save_model
 from afm.data import Dataset, load_dataset
 from afm.errors import AFMError, CheckpointError, TrainingDiverged
+from afm.limits import check_fits
 from afm.models import ModelConfig, build_model
 from afm.presets import MODEL_KEYS, TRAIN_KEYS, hyperparameters
 from afm.training import TrainConfig, TrainResult, evaluate, train
@@ -64,6 +65,9 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
         overrides["embed_dim"] = pretrain.model.config.embed_dim
     params = hyperparameters(dataset.name, kind, overrides)
     seed = params.setdefault("seed", 0)
+    check_fits(dataset.num_features, dataset.num_fields, params["embed_dim"],
+               params.get("attention_factor", 0) if kind == "afm" else 0, params["batch_size"],
+               len(dataset.splits["train"]))
     model = make_model(dataset, kind, params, seed=seed, pretrain=pretrain)
     config = TrainConfig(**{k: params[k] for k in TRAIN_KEYS if k in params})
     try:

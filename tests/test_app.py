@@ -162,3 +162,8 @@ def test_two_sessions_training_at_once_keep_both_models(registry):
     states = [app.session_state["job"].wait(120) for app in (first, second)]
     assert states[0].path != states[1].path and {s.status for s in states} == {"finished"}
     assert len(list_models(registry, include_builtin=False)) == 2
+    first.run()
+    first.button(key="select_trained").click().run()
+    second.run()
+    assert sidebar_choice(first, "FM") == states[0].path.name
+    assert sidebar_choice(second, "FM") == "synthetic-fm"  # one session's choice never leaks into another

@@ -10,6 +10,8 @@ from afm.data.dataset import SPLITS, Dataset, Split, binary_or_regression
 from afm.data.textfile import read_text
 from afm.errors import DataError
 
+MAX_FEATURE_ID = 2**31 - 1  # beyond this an embedding table could never be allocated
+
 
 def parse_libfm(text: str, path: Path, num_fields: int | None = None,
                 num_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +44,8 @@ def parse_libfm(text: str, path: Path, num_fields: int | None = None,
                     ok = False
                 if not ok:
                     raise DataError(f"{where}: token {token!r} has value {value!r}; only one-hot features (value 1) are supported")
+            if len(idx) > 10 or int(idx) > MAX_FEATURE_ID:
+                raise DataError(f"{where}: feature index {idx} is too large (at most {MAX_FEATURE_ID})")
             ids.append(int(idx))
         if num_fields is None:
             num_fields = len(ids)

@@ -27,20 +27,21 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not text.strip():
         raise DataError(f"{path}: empty file")
     try:
-        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
-        sep = dialect.delimiter
+        sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
     except csv.Error:
         sep = ","
-    header = next(csv.reader(io.StringIO(text), delimiter=sep))
+    try:
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except (csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a well-formed CSV ({message})") from None
     seen = set()
     for name in header:
         if name in seen:
             raise DataError(f"{path}: duplicate column name {name!r} in the header")
         seen.add(name)
-    try:
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a well-formed CSV ({str(exc).strip().splitlines()[-1]})") from None
+    return frame
 
 
 def _field_values(column: pd.Series, name: str, path: Path) -> pd.Series:
