@@ -4,6 +4,7 @@ import streamlit as st
 
 from afm.explain import decompose
 from afm.registry import registry_table
+from afm.statistics import describe_spread
 from ui import PAGES, entries, friendly_errors, load_entry, setup, show_table
 
 
@@ -28,6 +29,9 @@ def home():
             st.latex(rf"\hat y = \underbrace{{{parts['bias']:+.3f}}}_{{w_0}} "
                      rf"\underbrace{{{first:+.3f}}}_{{\sum_i w_i}} "
                      rf"\underbrace{{{pairs:+.3f}}}_{{\text{{{len(parts['pairs'])} pairs}}}} = {parts['prediction']:+.3f}")
+            spread = model.meta.get("attention_spread")
+            if spread:
+                (st.warning if spread["degenerate"] else st.caption)(describe_spread(spread, "afm") + " (validation split).")
             st.caption(f"The largest pair term is {top['feature_a']} x {top['feature_b']}: attention "
                        f"{top['attention']:.3f} times interaction {top['interaction']:+.3f} = {top['contribution']:+.3f}. "
                        "FM would give every pair weight 1.")

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     _add_data_dir(r)
 
+    a = sub.add_parser("ablate", help="is it the attention? FM, uniform AFM, FM+A, AFM with and without lambda")
+    a.add_argument("--dataset", required=True, help="frappe, movielens or synthetic")
+    a.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
+    a.add_argument("--out", help="results file (default: results/ablation-DATASET[-quick].json)")
+    a.add_argument("--device", default="auto")
+    _add_data_dir(a)
+
     d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
     _add_data_dir(d)
 
@@ -106,6 +113,11 @@ def cmd_train(args) -> int:
     best = result.history[result.best_epoch]
     print(f"{args.model.upper()} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
           f"{result.device}): train RMSE {best['train_rmse']:.4f}, validation RMSE {best['validation_rmse']:.4f}")
+    if args.model == "afm":
+        from afm.checkpoints import read_meta
+        from afm.statistics import describe_spread
+
+        print(describe_spread(read_meta(path)["attention_spread"], "afm") + " (validation split)")
     print(f"saved {path}")
     return 0
 
@@ -125,10 +137,13 @@ def cmd_evaluate(args) -> int:
 
 def cmd_explain(args) -> int:
     from afm.explain import decompose, explain_split
-    from afm.statistics import pair_statistics
+    from afm.statistics import attention_spread, describe_spread, pair_statistics
     from afm.workflows import load_with_data
 
     loaded, dataset = load_with_data(args.model_dir, args.data_dir)
+    explanation = explain_split(loaded.model, dataset, args.split)
+    spread_line = describe_spread(attention_spread(explanation), loaded.model.config.kind)
+    print(spread_line, file=sys.stderr if args.json else sys.stdout)
     if args.row is not None:
         result = decompose(loaded.model, dataset, args.split, args.row)
         if args.json:
@@ -144,7 +159,7 @@ def cmd_explain(args) -> int:
             print(f"  {label[:60]:<60} {p['attention']:>9.4f} {p['interaction']:>+11.4f} {p['contribution']:>+12.4f}")
         return 0
     columns = ["field_a", "field_b", "mean_attention", "mean_abs_contribution"]
-    table = pair_statistics(explain_split(loaded.model, dataset, args.split))[columns]
+    table = pair_statistics(explanation)[columns]
     if args.json:
         print(table.to_json(orient="records"))
     else:
@@ -153,8 +168,6 @@ def cmd_explain(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from pathlib import Path
-
     from afm.data import load_dataset
     from afm.studies import reproduce, results_table
 
@@ -163,16 +176,41 @@ def cmd_reproduce(args) -> int:
     dataset = load_dataset(args.dataset, args.data_dir)
     results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
                         log=lambda line: print(line, file=sys.stderr))
-    out = Path(args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    tmp.replace(out)
+    out = args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json"
+    _write_json(results, out)
     comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]
     print(results_table(results).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"AFM vs FM test RMSE: {comparison['relative']:+.1%} (95% interval of the difference "
           f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}]); {results['wall_seconds']:.0f}s on "
           f"{results['device']}; data: {dataset.notes or dataset.name}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_json(results: dict, out) -> None:
+    from pathlib import Path
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    tmp.replace(out)
+
+
+def cmd_ablate(args) -> int:
+    from afm.ablation import ablate, ablation_table, stability_table
+    from afm.data import load_dataset
+
+    if args.dataset not in ("frappe", "movielens", "synthetic"):
+        raise AFMError(f"ablate takes frappe, movielens or synthetic, not {args.dataset!r}")
+    dataset = load_dataset(args.dataset, args.data_dir)
+    results = ablate(dataset, quick=args.quick, device=args.device, log=lambda line: print(line, file=sys.stderr))
+    out = args.out or f"results/ablation-{args.dataset}{'-quick' if args.quick else ''}.json"
+    _write_json(results, out)
+    columns = ["model", "test_rmse", "relative_vs_fm", "ci_low", "ci_high", "relative_entropy", "max_min_ratio", "cv"]
+    print(ablation_table(results).reindex(columns=columns).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("explanation stability (Spearman of global pair importances):")
+    print(stability_table(results).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out}")
     return 0
 
@@ -196,7 +234,7 @@ def cmd_download(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "reproduce": cmd_reproduce,
-            "datasets": cmd_datasets, "download": cmd_download}
+            "ablate": cmd_ablate, "datasets": cmd_datasets, "download": cmd_download}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -176,3 +176,19 @@ def pair_values(decomposition: dict, field_names: list[str], key: str = "attenti
     """One value per pair of a decomposition, back in the models' pair order (for heatmaps)."""
     by_pair = {(p["field_a"], p["field_b"]): p[key] for p in decomposition["pairs"]}
     return np.array([by_pair[pair] for pair in field_pairs(field_names)])
+
+
+PAIR_VIEWS = {  # how to read a pair heatmap; a flat-looking raw attention map can still matter
+    "attention": "attention a_ij (sums to 1 over the pairs)",
+    "attention relative to uniform": "a_ij x pairs (1 = the uniform weight FM-like averaging would give)",
+    "contribution": "exact contribution a_ij * p^T(v_i*v_j) to the prediction",
+}
+
+
+def pair_view(decomposition: dict, field_names: list[str], view: str) -> np.ndarray:
+    """One instance's pair values in the models' pair order for one of PAIR_VIEWS."""
+    if view == "attention relative to uniform":
+        return pair_values(decomposition, field_names, "attention") * len(decomposition["pairs"])
+    if view not in PAIR_VIEWS:
+        raise AFMError(f"unknown view {view!r}; one of {', '.join(PAIR_VIEWS)}")
+    return pair_values(decomposition, field_names, view)

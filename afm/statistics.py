@@ -93,3 +93,55 @@ def compare_explanations(explanations: dict) -> pd.DataFrame:
                      "attention_vs_contribution": faith.attention_vs_contribution.mean(),
                      "attention_vs_ablation": faith.attention_vs_ablation.mean()})
     return pd.DataFrame(rows)
+
+
+# Attention whose every instance varies by less than this ratio between its largest and smallest pair
+# weight is constant: the failure of the authors' released code (softmax over an axis of size one).
+DEGENERATE_MAX_MIN_RATIO = 1.001
+
+
+def attention_spread(ex: SplitExplanation) -> dict:
+    """How far attention moves away from uniform, per instance, averaged over the split.
+
+    relative_entropy: entropy / log(pairs), 1 for uniform, 0 for one pair. concentration: 1 minus that.
+    max_min_ratio: largest over smallest weight (1 for uniform). cv: standard deviation over mean of the
+    weights (0 for uniform, sqrt(pairs - 1) for one pair). degenerate: no instance's attention varies by
+    more than DEGENERATE_MAX_MIN_RATIO."""
+    att = ex.parts["attention"].astype(np.float64)
+    weights = att / att.sum(1, keepdims=True)
+    shape = attention_shape(ex)
+    with np.errstate(divide="ignore"):
+        ratio = weights.max(1) / weights.min(1)
+    cv = weights.std(1) / weights.mean(1)
+    return {
+        "relative_entropy": float(shape.normalised_entropy.mean()),
+        "concentration": float(1 - shape.normalised_entropy.mean()),
+        "max_min_ratio": float(np.mean(ratio)),
+        "cv": float(cv.mean()),
+        "degenerate": bool(np.max(ratio) < DEGENERATE_MAX_MIN_RATIO),
+    }
+
+
+def describe_spread(spread: dict, kind: str) -> str:
+    """One line for people: the spread figures, and a plain warning where attention is constant."""
+    line = (f"attention spread: entropy/log(pairs) {spread['relative_entropy']:.3f}, max/min {spread['max_min_ratio']:.2f}, "
+            f"coefficient of variation {spread['cv']:.3f}")
+    if kind == "fm":
+        return "FM: every pair has weight 1 (no attention)"
+    if spread["degenerate"]:
+        line += (". WARNING: attention is constant across pairs and instances, so it explains nothing (the "
+                 "failure of the authors' released code); read the contributions instead")
+    return line
+
+
+def importance_agreement(a: SplitExplanation, b: SplitExplanation) -> dict:
+    """Spearman rank agreement of two models' global field-pair importances, by mean attention and by
+    mean |contribution|: is the story a property of the data or of one training run?"""
+    from afm.explain import row_spearman
+
+    def ranks(ex, key):
+        values = ex.parts[key].astype(np.float64)
+        return (np.abs(values) if key == "contribution" else values).mean(0)[None]
+
+    return {"by_attention": float(row_spearman(ranks(a, "attention"), ranks(b, "attention"))[0]),
+            "by_contribution": float(row_spearman(ranks(a, "contribution"), ranks(b, "contribution"))[0])}

@@ -11,9 +11,11 @@ import torch
 from afm.checkpoints import LoadedModel, load_model, save_model
 from afm.data import Dataset, load_dataset
 from afm.errors import AFMError, CheckpointError, TrainingDiverged
+from afm.explain import explain_split
 from afm.limits import check_fits
 from afm.models import ModelConfig, build_model
 from afm.presets import MODEL_KEYS, TRAIN_KEYS, hyperparameters
+from afm.statistics import attention_spread
 from afm.training import TrainConfig, TrainResult, evaluate, train
 
 
@@ -86,10 +88,12 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
 def save_trained(model, dataset: Dataset, config: TrainConfig, result: TrainResult, out: str | os.PathLike) -> Path:
     metrics = {split: evaluate(model, dataset.splits[split], dataset.label_range)
                for split in ("train", "validation", "test")}
+    extra = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason, "train_seconds": result.seconds,
+             "device": result.device, **result.extra}
+    if model.config.kind == "afm":  # saved with every AFM, so no one reads a constant attention map unawares
+        extra["attention_spread"] = attention_spread(explain_split(model, dataset, "validation"))
     return save_model(model, out, data=dataset.describe(), training=config.to_dict(), metrics=metrics,
-                      history=result.history,
-                      extra={"best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
-                             "train_seconds": result.seconds, "device": result.device, **result.extra})
+                      history=result.history, extra=extra)
 
 
 def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_dir=None, **callbacks):

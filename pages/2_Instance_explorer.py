@@ -2,9 +2,10 @@
 import streamlit as st
 
 from afm import charts
-from afm.explain import decompose_ids, pair_values, pairs_frame, side_by_side
+from afm.explain import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
+from afm.statistics import attention_spread, describe_spread
 from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
-from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
+from ui import cached_errors, cached_explanation, friendly_errors, load_entry, setup, show_chart, show_table
 
 selection = setup("Instance explorer")
 st.title("Instance explorer")
@@ -77,12 +78,19 @@ with friendly_errors():
              help="Do the pairs with the most attention also change the prediction most when removed? "
                   "1: attention ranks the pairs exactly as their removal effects do.")
     feature_names = [model_dataset.feature_names[i] for i in x]
+    spread = attention_spread(cached_explanation(afm_key if model is afm else fm_key, split, model.model, model_dataset))
+    if spread["degenerate"] and model.model.config.kind == "afm":
+        st.warning(describe_spread(spread, "afm"))
     pairs = pairs_frame(result)
     left, right = st.columns(2)
+    view = st.radio("Heatmap shows", list(PAIR_VIEWS), horizontal=True, key="instance_view",
+                    help="Raw attention can look flat while the model relies on it: small weight shifts on large "
+                         "pair terms. Relative to uniform, 1 is the weight every pair would get without attention.")
+    st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config.kind)}.")
     with left:
-        attention = pair_values(result, model_dataset.field_names)
-        show_chart(charts.pair_heatmap(attention, model_dataset.field_names, f"{kind} attention over field pairs",
-                                       feature_names=feature_names), "instance_attention")
+        show_chart(charts.pair_heatmap(pair_view(result, model_dataset.field_names, view), model_dataset.field_names,
+                                       f"{kind}: {view} over field pairs", view, feature_names=feature_names),
+                   "instance_attention")
     with right:
         show_chart(charts.pair_bars(pairs.pair.tolist(), pairs.attention.tolist(), "Pairs ranked by attention",
                                     "attention", top=12), "instance_pairs")

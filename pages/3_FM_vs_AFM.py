@@ -2,6 +2,7 @@
 import streamlit as st
 
 from afm import charts
+from afm.ablation import ablation_table, stability_table
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
 from afm.studies import case_study_table, committed_results, results_table, sweep_table
 from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
@@ -47,11 +48,28 @@ with friendly_errors():
     show_chart(charts.learning_curves({"FM": fm.meta.get("history", []), "AFM": afm.meta.get("history", [])}),
                "learning_curves")
 
+st.header("Is it the attention?")
+st.caption("AFM differs from FM in three ways: attention, a learned projection p, and retraining from FM's "
+           "embeddings. Each run below switches one of them, with the same data, settings and epochs "
+           "(`python -m afm ablate --dataset ...`). Spread: entropy/log(pairs) is 1 for uniform attention; "
+           "max/min is 1 for uniform; the coefficient of variation is 0 for uniform.")
+ablations = {name: r for name, r in committed_results().items() if r.get("kind") == "ablation"}
+if not ablations:
+    st.info("No ablation results yet: run `python -m afm ablate --dataset frappe`.")
+for name, results in ablations.items():
+    with st.expander(f"{name}: {results['data']['name']}{' (quick)' if results.get('quick') else ''}",
+                     expanded=True):
+        show_table(ablation_table(results), f"ablation_{name}")
+        st.caption("Explanation stability: Spearman rank agreement of the global field-pair importances of two "
+                   "about equally accurate models. High by contribution but low by attention means the heatmap "
+                   "tells a story of one training run, not of the data.")
+        show_table(stability_table(results), f"stability_{name}")
+
 st.header("Full runs: the paper's protocol, reproduced")
 st.caption("Results files committed with the project (metrics only; `python -m afm reproduce --dataset ...`). "
            "Each says what data it ran on: Frappe's train split is reconstructed, and MovieLens is built from the "
            "ML-10M tags (about 7x smaller than the paper's ml-tag).")
-runs = committed_results()
+runs = {name: r for name, r in committed_results().items() if r.get("kind") == "reproduce"}
 if not runs:
     st.info("No results files yet: run `python -m afm reproduce --dataset frappe` (hours on a CPU).")
 for name, results in runs.items():

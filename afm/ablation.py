@@ -1,0 +1,69 @@
+"""Is it the attention? AFM differs from FM in three ways (attention, a learned p, retraining from FM's
+embeddings); these runs switch them one at a time, with identical data, settings and epochs."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from afm.checkpoints import library_versions
+from afm.compare import bootstrap_comparison, paired_errors
+from afm.data.dataset import Dataset
+from afm.explain import explain_split
+from afm.presets import hyperparameters, quick_overrides
+from afm.statistics import attention_spread, importance_agreement
+from afm.studies import SCHEMA, SCHEMA_VERSION
+from afm.training import evaluate
+from afm.workflows import fit, save_trained
+
+VARIANTS = {  # name: (overrides on top of AFM's preset, what it isolates)
+    "uniform AFM": ({"attention": False}, "attention fixed to 1/P; learned p; retrained from FM"),
+    "FM+A": ({"freeze_fm": True}, "FM's parameters frozen; only attention (and p) learn"),
+    "AFM, lambda=0": ({"l2_attention": 0.0}, "full AFM without the L2 penalty on W"),
+    "AFM": ({}, "full AFM with the paper's lambda"),
+}
+
+
+def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=print) -> dict:
+    base = quick_overrides(dataset.name) if quick else {}
+    base["device"] = device
+    started = time.perf_counter()
+    rows, explanations, records = [], {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"ablation on {dataset.name}: FM ...")
+        fm, fm_result, fm_config = fit(dataset, "fm", base)
+        fm_dir = save_trained(fm, dataset, fm_config, fm_result, Path(tmp) / "fm")
+        models = {"FM": fm}
+        for name, (overrides, meaning) in VARIANTS.items():
+            log(f"ablation: {name} ...")
+            models[name], result, _ = fit(dataset, "afm", {**base, **overrides}, pretrain_dir=fm_dir)
+            records[name] = {"meaning": meaning, "settings": hyperparameters(dataset.name, "afm", {**base, **overrides}),
+                             "best_epoch": result.best_epoch, "seconds": result.seconds, "history": result.history}
+        log("ablation: AFM with another seed, for stability ...")
+        models["AFM, seed 1"], result, _ = fit(dataset, "afm", {**base, "seed": 1}, pretrain_dir=fm_dir)
+        for name, model in models.items():
+            test = evaluate(model, dataset.splits["test"], dataset.label_range)
+            row = {"model": name, "test_rmse": test["rmse"], "test_mae": test["mae"]}
+            if name != "FM":
+                ci = bootstrap_comparison(paired_errors(fm, model, dataset, "test")).set_index("metric").loc["rmse"]
+                row.update({"difference_vs_fm": ci.difference, "relative_vs_fm": ci.relative,
+                            "ci_low": ci.ci_low, "ci_high": ci.ci_high})
+                explanations[name] = explain_split(model, dataset, "test")
+                row.update(attention_spread(explanations[name]))
+            rows.append(row)
+    pairs = [("AFM", "AFM, seed 1"), ("AFM", "AFM, lambda=0")]
+    stability = [{"a": a, "b": b, **importance_agreement(explanations[a], explanations[b])} for a, b in pairs]
+    return {"schema": SCHEMA, "version": SCHEMA_VERSION, "kind": "ablation", "quick": quick,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
+            "device": fm_result.device, "data": dataset.describe(), "table": rows, "runs": records,
+            "stability": stability, "wall_seconds": time.perf_counter() - started}
+
+
+def ablation_table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame(results["table"])
+
+
+def stability_table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame(results["stability"])
