@@ -11,6 +11,7 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 MODEL_COLOURS = {"fm": PALETTE[1], "afm": PALETTE[0]}
 POSITIVE, NEGATIVE, TOTAL = PALETTE[2], PALETTE[5], PALETTE[0]
 SEQUENTIAL = "Viridis"
+DIVERGING = "RdBu"  # ColorBrewer, colour-blind safe
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, **kw) -> go.Figure:
@@ -29,15 +30,17 @@ def pair_matrix(values, field_names: list[str]) -> np.ndarray:
 
 
 def pair_heatmap(values, field_names: list[str], title: str = "Attention over field pairs",
-                 value_name: str = "attention", feature_names: list[str] | None = None) -> go.Figure:
+                 value_name: str = "attention", feature_names: list[str] | None = None,
+                 diverging: bool = False) -> go.Figure:
     """Field-pair heatmap of one instance (pass its `feature_names`, one per field, for the hover) or of
-    a mean over a split."""
+    a mean over a split. `diverging` centres a red-blue scale on zero, for signed values."""
     matrix = pair_matrix(values, field_names)
     labels = feature_names or field_names
     hover = [[f"{labels[i]} x {labels[j]}<br>{value_name}: {matrix[i, j]:.6g}" if i < j else ""
               for j in range(len(labels))] for i in range(len(labels))]
-    fig = go.Figure(go.Heatmap(z=matrix, x=field_names, y=field_names, colorscale=SEQUENTIAL, text=hover,
-                               hoverinfo="text", colorbar=dict(title=value_name), hoverongaps=False))
+    scale = dict(colorscale=DIVERGING, zmid=0.0) if diverging else dict(colorscale=SEQUENTIAL)
+    fig = go.Figure(go.Heatmap(z=matrix, x=field_names, y=field_names, text=hover, hoverinfo="text",
+                               colorbar=dict(title=value_name), hoverongaps=False, **scale))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, "second field", "first field")
 

@@ -113,9 +113,10 @@ def attention_spread(ex: SplitExplanation) -> dict:
     with np.errstate(divide="ignore"):
         ratio = weights.max(1) / weights.min(1)
     cv = weights.std(1) / weights.mean(1)
+    relative_entropy = float(np.clip(shape.normalised_entropy.mean(), 0.0, 1.0))  # no rounding noise past 1
     return {
-        "relative_entropy": float(shape.normalised_entropy.mean()),
-        "concentration": float(1 - shape.normalised_entropy.mean()),
+        "relative_entropy": relative_entropy,
+        "concentration": 1.0 - relative_entropy,
         "max_min_ratio": float(np.mean(ratio)),
         "cv": float(cv.mean()),
         "degenerate": bool(np.max(ratio) < DEGENERATE_MAX_MIN_RATIO),

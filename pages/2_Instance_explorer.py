@@ -82,14 +82,15 @@ with friendly_errors():
     if spread["degenerate"] and model.model.config.kind == "afm":
         st.warning(describe_spread(spread, "afm"))
     pairs = pairs_frame(result)
-    left, right = st.columns(2)
     view = st.radio("Heatmap shows", list(PAIR_VIEWS), horizontal=True, key="instance_view",
                     help="Raw attention can look flat while the model relies on it: small weight shifts on large "
                          "pair terms. Relative to uniform, 1 is the weight every pair would get without attention.")
     st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config.kind)}.")
+    left, right = st.columns(2)
     with left:
         show_chart(charts.pair_heatmap(pair_view(result, model_dataset.field_names, view), model_dataset.field_names,
-                                       f"{kind}: {view} over field pairs", view, feature_names=feature_names),
+                                       f"{kind}: {view} over field pairs", view, feature_names=feature_names,
+                                       diverging=view == "contribution"),
                    "instance_attention")
     with right:
         show_chart(charts.pair_bars(pairs.pair.tolist(), pairs.attention.tolist(), "Pairs ranked by attention",

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from afm.checkpoints import load_model
 from afm.data import make_synthetic
-from afm.explain import decompose_ids, pair_values
+from afm.explain import decompose_ids, pair_values, pair_view
 from afm.registry import BUILTIN_DIR, list_models
 from conftest import ROOT
 
@@ -167,3 +167,17 @@ def test_two_sessions_training_at_once_keep_both_models(registry):
     second.run()
     assert sidebar_choice(first, "FM") == states[0].path.name
     assert sidebar_choice(second, "FM") == "synthetic-fm"  # one session's choice never leaks into another
+
+
+def test_instance_explorer_heatmap_views(registry):
+    app = open_page("2_Instance_explorer")
+    model = load_model(BUILTIN_DIR / "synthetic-afm")
+    data = make_synthetic(seed=0)
+    result = decompose_ids(model.model, data, data.splits["test"].x[0])
+    rows, cols = np.triu_indices(8, k=1)
+    for view in ("attention relative to uniform", "contribution"):
+        app.radio(key="instance_view").set_value(view).run()
+        assert not app.exception
+        heatmap = next(f for f in figures(app) if f.data[0].type == "heatmap")
+        np.testing.assert_allclose(array(heatmap.data[0].z)[rows, cols], pair_view(result, data.field_names, view),
+                                   rtol=1e-6)
