@@ -59,7 +59,7 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
         on_progress=None, should_stop=None, show_progress: bool = False):
     """Train FM or AFM on a dataset with the preset hyperparameters plus overrides.
 
-    Returns (model, result, params). Raises TrainingDiverged (with the best state restored) on NaN loss.
+    Returns (model, result, train config). Raises TrainingDiverged (with the best state restored) on NaN loss.
     """
     overrides = dict(overrides or {})
     pretrain = load_model(pretrain_dir) if pretrain_dir else None
