@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
     r.add_argument("--studies", action="store_true", help="also sweep t, lambda and dropout, and run FM+A")
     r.add_argument("--out", help="results file (default: results/DATASET[-quick].json)")
+    r.add_argument("--fm", metavar="FM_DIR", help="reuse this trained FM instead of training one")
+    r.add_argument("--epochs", type=int, help="cap the epochs (default: the paper's 100, with early stopping)")
+    r.add_argument("--keep-models", metavar="DIR", help="also save the FM and AFM in this directory")
     r.add_argument("--device", default="auto")
     _add_data_dir(r)
 
@@ -175,7 +178,8 @@ def cmd_reproduce(args) -> int:
         raise AFMError(f"reproduce takes frappe, movielens or synthetic, not {args.dataset!r}")
     dataset = load_dataset(args.dataset, args.data_dir)
     results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
-                        log=lambda line: print(line, file=sys.stderr))
+                        log=lambda line: print(line, file=sys.stderr), fm_dir=args.fm, epochs=args.epochs,
+                        keep_models=args.keep_models)
     out = args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json"
     _write_json(results, out)
     comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]

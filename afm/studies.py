@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from afm.checkpoints import library_versions
+from afm.checkpoints import library_versions, load_model
 from afm.compare import bootstrap_comparison, paired_errors
 from afm.data.dataset import Dataset
 from afm.explain import batch_parts, pair_labels
@@ -34,10 +34,16 @@ def _run_record(model, result, config, dataset: Dataset, params: dict) -> dict:
 
 
 def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studies: bool = False,
-              log=print) -> dict:
-    """FM, then AFM from FM's embeddings (and, with `studies`, the sweeps and FM+A), as a results dict."""
+              log=print, fm_dir: Path | None = None, epochs: int | None = None,
+              keep_models: Path | None = None) -> dict:
+    """FM, then AFM from FM's embeddings (and, with `studies`, the sweeps and FM+A), as a results dict.
+
+    `fm_dir` reuses an FM trained earlier (e.g. by a run that was cut short); `epochs` caps training;
+    `keep_models` saves both models there (never commit those trained on licensed data)."""
     extra = quick_overrides(dataset.name) if quick else {}
     extra["device"] = device
+    if epochs:
+        extra["epochs"] = epochs
     started = time.perf_counter()
 
     def epoch_done(epoch, batch, batches, history):
@@ -46,19 +52,25 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
             log(f"  epoch {epoch}: train {row['train_rmse']:.4f}, validation {row['validation_rmse']:.4f} ({row['seconds']:.0f}s)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        fm_dir = Path(tmp) / "fm"
-        log(f"training FM on {dataset.name} ...")
-        fm, fm_result, fm_config = fit(dataset, "fm", extra, on_progress=epoch_done)
-        save_trained(fm, dataset, fm_config, fm_result, fm_dir)
+        models_dir = Path(keep_models) if keep_models else Path(tmp)
+        if fm_dir is None:
+            fm_dir = models_dir / f"{dataset.name}-fm"
+            log(f"training FM on {dataset.name} ...")
+            fm, fm_result, fm_config = fit(dataset, "fm", extra, on_progress=epoch_done)
+            save_trained(fm, dataset, fm_config, fm_result, fm_dir)
+        fm_loaded = load_model(fm_dir)
+        fm = fm_loaded.model
         log(f"training AFM from FM's embeddings on {dataset.name} ...")
         afm, afm_result, afm_config = fit(dataset, "afm", extra, pretrain_dir=fm_dir, on_progress=epoch_done)
+        if keep_models:
+            save_trained(afm, dataset, afm_config, afm_result, models_dir / f"{dataset.name}-afm")
         results = {
             "schema": SCHEMA, "version": SCHEMA_VERSION, "kind": "reproduce", "quick": quick,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": library_versions(),
             "device": afm_result.device, "data": dataset.describe(),  # counts, names of fields, a hash: no rows
             "models": {
-                "fm": _run_record(fm, fm_result, fm_config, dataset, hyperparameters(dataset.name, "fm", extra)),
+                "fm": _saved_record(fm_loaded, dataset),
                 "afm": _run_record(afm, afm_result, afm_config, dataset, hyperparameters(dataset.name, "afm", extra)),
             },
             "comparison": bootstrap_comparison(paired_errors(fm, afm, dataset, "test")).to_dict(orient="records"),
@@ -71,6 +83,17 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
             results["studies"].pop("fm_plus_attention_model", None)
     results["wall_seconds"] = time.perf_counter() - started
     return results
+
+
+def _saved_record(loaded, dataset: Dataset) -> dict:
+    """The same record as `_run_record`, for a model read back from its directory."""
+    meta = loaded.meta
+    return {
+        "settings": {**meta["training"], **{k: v for k, v in meta["model"].items() if k in ("embed_dim", "dropout")}},
+        "metrics": {s: evaluate(loaded.model, dataset.splits[s], dataset.label_range) for s in ("train", "validation", "test")},
+        "best_epoch": meta["best_epoch"], "epochs_run": len(meta["history"]) - 1, "stop_reason": meta["stop_reason"],
+        "seconds": meta["train_seconds"], "device": meta["device"], "history": meta["history"],
+    }
 
 
 def sweep(dataset: Dataset, parameter: str, values, overrides: dict, fm_dir: Path, log=print) -> pd.DataFrame:

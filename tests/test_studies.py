@@ -92,3 +92,13 @@ def test_committed_results_and_tables(tmp_path, small, fm_dir):
     assert sweep_table(results).validation_rmse.tolist() == [0.5]
     table = case_study_table(results)
     assert len(table) == 28 and table.mean_attention.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_reproduce_can_reuse_a_trained_fm_and_keep_models(tmp_path, small, fm_dir):
+    from afm.studies import reproduce
+
+    results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=2, keep_models=tmp_path)
+    fm_meta = load_model(fm_dir).meta
+    assert results["models"]["fm"]["history"] == fm_meta["history"]
+    assert results["models"]["fm"]["metrics"]["test"]["rmse"] == pytest.approx(fm_meta["metrics"]["test"]["rmse"])
+    assert results["models"]["afm"]["epochs_run"] <= 2 and (tmp_path / "synthetic-afm" / "model.json").is_file()
