@@ -212,6 +212,11 @@ class AFM(_PairwiseModel):
         self.bias.copy_(fm.bias)
         self.weight.weight.copy_(fm.weight.weight)
         self.embedding.weight.copy_(fm.embedding.weight)
+        if self.config.learn_p:
+            # Attention sums to 1 over the P pairs where FM's weights sum to P: p = P makes AFM with uniform
+            # attention exactly the FM it starts from, instead of shrinking the pair term P-fold (the
+            # authors start p at ones and must relearn that scale).
+            self.p.fill_(float(self.num_pairs))
 
 
 def build_model(config: ModelConfig) -> _PairwiseModel:
