@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--uniform-attention", action="store_true", help="AFM ablation: fix every a_ij to 1/pairs")
     t.add_argument("--fixed-p", action="store_true", help="AFM ablation: fix the projection p to ones")
     t.add_argument("--pretrain", metavar="FM_DIR", help="start AFM from this trained FM's embeddings")
+    t.add_argument("--p-start", choices=("ones", "pairs"), help="with --pretrain: start p at ones (the authors') "
+                   "or at the number of pairs (AFM then starts exactly as the FM)")
     t.add_argument("--patience", type=int, help="epochs without validation gain before stopping (0: never)")
     t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     t.add_argument("--seed", type=int, default=0)
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fm", metavar="FM_DIR", help="reuse this trained FM instead of training one")
     r.add_argument("--epochs", type=int, help="cap the epochs (default: the paper's 100, with early stopping)")
     r.add_argument("--keep-models", metavar="DIR", help="also save the FM and AFM in this directory")
+    r.add_argument("--p-start", choices=("ones", "pairs"), default="ones",
+                   help="AFM's p at the start: ones (the authors') or the number of pairs")
     r.add_argument("--device", default="auto")
     _add_data_dir(r)
 
@@ -104,6 +108,7 @@ def cmd_train(args) -> int:
         "attention_dropout": args.attention_dropout, "l2_attention": args.l2_attention, "patience": args.patience,
         "device": args.device, "seed": args.seed,
         "attention": False if args.uniform_attention else None, "learn_p": False if args.fixed_p else None,
+        "p_start": args.p_start,
     }
     if args.model == "fm" and (args.uniform_attention or args.fixed_p or args.pretrain):
         raise AFMError("--uniform-attention, --fixed-p and --pretrain apply to --model afm")
@@ -179,7 +184,7 @@ def cmd_reproduce(args) -> int:
     dataset = load_dataset(args.dataset, args.data_dir)
     results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
                         log=lambda line: print(line, file=sys.stderr), fm_dir=args.fm, epochs=args.epochs,
-                        keep_models=args.keep_models)
+                        keep_models=args.keep_models, p_start=args.p_start)
     out = args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json"
     _write_json(results, out)
     comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]

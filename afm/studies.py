@@ -35,7 +35,7 @@ def _run_record(model, result, config, dataset: Dataset, params: dict) -> dict:
 
 def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studies: bool = False,
               log=print, fm_dir: Path | None = None, epochs: int | None = None,
-              keep_models: Path | None = None) -> dict:
+              keep_models: Path | None = None, p_start: str = "ones") -> dict:
     """FM, then AFM from FM's embeddings (and, with `studies`, the sweeps and FM+A), as a results dict.
 
     `fm_dir` reuses an FM trained earlier (e.g. by a run that was cut short); `epochs` caps training;
@@ -61,7 +61,8 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
         fm_loaded = load_model(fm_dir)
         fm = fm_loaded.model
         log(f"training AFM from FM's embeddings on {dataset.name} ...")
-        afm, afm_result, afm_config = fit(dataset, "afm", extra, pretrain_dir=fm_dir, on_progress=epoch_done)
+        afm_extra = {**extra, "p_start": p_start}
+        afm, afm_result, afm_config = fit(dataset, "afm", afm_extra, pretrain_dir=fm_dir, on_progress=epoch_done)
         if keep_models:
             save_trained(afm, dataset, afm_config, afm_result, models_dir / f"{dataset.name}-afm")
         results = {
@@ -71,7 +72,7 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
             "device": afm_result.device, "data": dataset.describe(),  # counts, names of fields, a hash: no rows
             "models": {
                 "fm": _saved_record(fm_loaded, dataset),
-                "afm": _run_record(afm, afm_result, afm_config, dataset, hyperparameters(dataset.name, "afm", extra)),
+                "afm": _run_record(afm, afm_result, afm_config, dataset, hyperparameters(dataset.name, "afm", afm_extra)),
             },
             "comparison": bootstrap_comparison(paired_errors(fm, afm, dataset, "test")).to_dict(orient="records"),
             "paper_test_rmse": TEST_RMSE.get(dataset.name, {}),

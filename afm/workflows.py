@@ -36,7 +36,7 @@ def make_model(dataset: Dataset, kind: str, params: dict, seed: int = 0, pretrai
         if kind != "afm" or pretrain.model.config.kind != "fm":
             raise AFMError("--pretrain takes a trained FM model directory, for training an AFM")
         check_same_data(pretrain.meta, dataset, str(pretrain.path))
-        model.load_fm_embeddings(pretrain.model)
+        model.load_fm_embeddings(pretrain.model, params.get("p_start", "ones"))
     if params.get("freeze_fm"):
         if pretrain is None:
             raise AFMError("freezing FM's parameters (FM+A) needs a trained FM to start from (--pretrain)")
@@ -80,6 +80,7 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
         raise
     if pretrain is not None:
         result.extra["pretrained_from"] = str(pretrain.path)
+        result.extra["p_start"] = params.get("p_start", "ones")
     if params.get("freeze_fm"):
         result.extra["freeze_fm"] = True
     return model, result, config

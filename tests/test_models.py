@@ -114,12 +114,15 @@ def test_load_fm_embeddings_rejects_other_sizes():
         make("afm", k=4).load_fm_embeddings(make("fm", k=8))
 
 
-def test_afm_from_fm_with_uniform_attention_starts_as_exactly_that_fm():
+def test_afm_from_fm_with_p_at_pairs_starts_as_exactly_that_fm():
     fm = randomize(make("fm"))
     afm = make("afm")
-    afm.load_fm_embeddings(fm)
+    afm.load_fm_embeddings(fm, p_start="pairs")
     with torch.no_grad():
         afm.attention_h.zero_()  # uniform attention
     x = batch()
     torch.testing.assert_close(afm.parts(x).prediction, fm.parts(x).prediction, atol=1e-5, rtol=1e-5)
     assert torch.equal(afm.p, torch.full((8,), 15.0))
+    authors = make("afm")
+    authors.load_fm_embeddings(fm)
+    assert torch.equal(authors.p, torch.ones(8))
