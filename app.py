@@ -21,14 +21,12 @@ def home():
         model, dataset, _ = load_entry(selection.afm)
         if model is not None:
             parts = decompose(model.model, dataset, "test", 0)
-            first = sum(t["value"] for t in parts["first_order"])
-            pairs = sum(p["contribution"] for p in parts["pairs"])
             top = parts["pairs"][0]
             st.markdown(f"**With this model's own numbers**, for instance 0 of the {dataset.name} test split "
                         f"(label {parts['label']:+g}):")
             st.latex(rf"\hat y = \underbrace{{{parts['bias']:+.3f}}}_{{w_0}} "
-                     rf"\underbrace{{{first:+.3f}}}_{{\sum_i w_i}} "
-                     rf"\underbrace{{{pairs:+.3f}}}_{{\text{{{len(parts['pairs'])} pairs}}}} = {parts['prediction']:+.3f}")
+                     rf"\underbrace{{{parts['first_order_total']:+.3f}}}_{{\sum_i w_i}} "
+                     rf"\underbrace{{{parts['pairs_total']:+.3f}}}_{{\text{{{len(parts['pairs'])} pairs}}}} = {parts['prediction']:+.3f}")
             spread = model.meta.get("attention_spread")
             if spread:
                 (st.warning if spread["degenerate"] else st.caption)(describe_spread(spread, "afm") + " (validation split).")

@@ -135,6 +135,8 @@ def decompose_ids(model, dataset: Dataset, ids, label: float | None = None) -> d
         "prediction": float(parts["prediction"][0]),
         "label": None if label is None else float(label),
         "bias": float(parts["bias"][0]),
+        "first_order_total": float(parts["first_order"][0].sum()),
+        "pairs_total": float(parts["contribution"][0].sum()),
         "first_order": first_order,
         "pairs": pairs,
         "faithfulness": {"attention_vs_contribution": _none_if_nan(faith[0]),

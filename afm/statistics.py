@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from afm.explain import SplitExplanation, field_pairs
+from afm.explain import SplitExplanation, field_pairs, row_spearman
 
 QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
@@ -138,8 +138,6 @@ def describe_spread(spread: dict, kind: str) -> str:
 def importance_agreement(a: SplitExplanation, b: SplitExplanation) -> dict:
     """Spearman rank agreement of two models' global field-pair importances, by mean attention and by
     mean |contribution|: is the story a property of the data or of one training run?"""
-    from afm.explain import row_spearman
-
     def ranks(ex, key):
         values = ex.parts[key].astype(np.float64)
         return (np.abs(values) if key == "contribution" else values).mean(0)[None]

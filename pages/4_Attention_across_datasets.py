@@ -26,9 +26,10 @@ if len(explanations) < 2:
 if explanations:
     st.subheader("Summary")
     show_table(compare_explanations(explanations), "across_summary")
-    show_chart(charts.shape_distributions({n: attention_shape(ex) for n, ex in explanations.items()}),
+    shapes = {n: attention_shape(ex) for n, ex in explanations.items()}
+    show_chart(charts.shape_distributions(shapes),
                "entropy_distributions")
-    show_chart(charts.shape_distributions({n: attention_shape(ex) for n, ex in explanations.items()}, "top3_mass"),
+    show_chart(charts.shape_distributions(shapes, "top3_mass"),
                "top3_distributions")
     st.subheader("Mean attention per field pair")
     columns = st.columns(min(len(explanations), 3))

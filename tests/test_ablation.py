@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from afm.data import make_synthetic
 from afm.explain import PAIR_VIEWS, SplitExplanation, decompose, explain_split, pair_view
 from afm.statistics import DEGENERATE_MAX_MIN_RATIO, attention_spread, describe_spread, importance_agreement
 from afm.workflows import fit

@@ -12,6 +12,8 @@ def test_decomposition_sums_to_the_prediction_with_names(trained_pair, synthetic
         result = decompose(trained_pair[kind], synthetic, "test", 17)
         total = result["bias"] + sum(t["value"] for t in result["first_order"]) + sum(p["contribution"] for p in result["pairs"])
         assert total == pytest.approx(result["prediction"], abs=1e-5)
+        assert result["first_order_total"] == pytest.approx(sum(t["value"] for t in result["first_order"]), abs=1e-5)
+        assert result["pairs_total"] == pytest.approx(sum(p["contribution"] for p in result["pairs"]), abs=1e-5)
         x = synthetic.splits["test"].x[17:18]
         assert result["prediction"] == pytest.approx(float(predict(trained_pair[kind], x)[0]), abs=1e-5)
         assert len(result["pairs"]) == 28
