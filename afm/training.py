@@ -3,6 +3,11 @@
 The loss is the mean squared error plus lambda * sum(W^2) / B on the attention weights W. The authors
 minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by B/2 gives ours, so
 `l2_attention` takes their lambda unchanged.
+
+Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
+sparse where a batch touches fewer rows than the table has: Adagrad leaves rows with a zero gradient
+unchanged, so the result is the same, and MovieLens (90,445 features) trained 2-2.4x faster; on Frappe at
+batch 1024 the batch touches every row and dense was faster (README, `python -m afm bench`).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from afm import distributed
 from afm.data.dataset import Dataset, Split
 from afm.errors import AFMError, TrainingDiverged
 from afm.metrics import rmse_mae
@@ -102,18 +108,16 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
         raise AFMError(f"unknown optimizer {config.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     if config.batch_size < 1 or config.epochs < 0 or not config.lr > 0:
         raise AFMError("batch size and learning rate must be positive, epochs not negative")
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)  # dropout masks
-    shuffler = torch.Generator().manual_seed(config.seed)
+    device = distributed.start(resolve_device(config.device))
+    rank, ranks = distributed.world()
+    torch.manual_seed(config.seed + rank)  # dropout masks, different on each rank
+    shuffler = torch.Generator().manual_seed(config.seed)  # the same order on every rank
     model.to(device)
     train_split = dataset.splits["train"]
     x = torch.as_tensor(train_split.x, device=device)
     y = torch.as_tensor(train_split.y, device=device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adagrad":
-        optimizer = torch.optim.Adagrad(params, lr=config.lr)
-    else:
-        optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
+    step_model = distributed.wrap(model, device)
 
     started = time.perf_counter()
     history = [_epoch_row(model, dataset, 0, 0.0, None)]  # before training: no loss yet
@@ -122,7 +126,7 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     batches = math.ceil(n / config.batch_size)
     report_every = max(1, batches // 50)
     stop_reason, diverged_message = "finished", None
-    bar = _progress_bar(batches, show_progress)
+    bar = _progress_bar(batches, show_progress and rank == 0)
     try:
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
@@ -133,20 +137,22 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
                 bar.reset()
                 bar.set_description(f"epoch {epoch}/{config.epochs}")
             for b in range(batches):
-                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-                prediction = model(x[idx])
-                loss = (prediction - y[idx]).square().mean()
+                batch = order[b * config.batch_size:(b + 1) * config.batch_size]
+                idx = batch[rank::ranks]  # this rank's share of the global batch
+                prediction = step_model(x[idx])
+                # Sum over this share / global batch * ranks: DDP's mean over ranks is the batch mean.
+                loss = (prediction - y[idx]).square().sum() * (ranks / len(batch))
                 if config.l2_attention > 0:
-                    loss = loss + config.l2_attention * model.attention_penalty() / len(idx)
+                    loss = loss + config.l2_attention * model.attention_penalty() / len(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_value = loss.item()
+                loss_value = distributed.mean(loss.detach()).item()
                 if not math.isfinite(loss_value):
                     diverged_message = (f"the loss became {loss_value} in epoch {epoch} (batch {b + 1}); "
                                         f"try a lower learning rate than {config.lr}")
                     break
-                loss_sum += loss_value * len(idx)
+                loss_sum += loss_value * len(batch)
                 if bar is not None:
                     bar.update(1)
                 if on_progress is not None and (b + 1) % report_every == 0 and b + 1 < batches:
@@ -172,6 +178,7 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     finally:
         if bar is not None:
             bar.close()
+        _set_sparse_gradients(model, False)
     model.load_state_dict(best_state)
     model.eval()
     result = TrainResult(history=history, best_epoch=best_epoch, best_validation_rmse=best_rmse,
@@ -180,6 +187,24 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     if diverged_message:
         raise TrainingDiverged(diverged_message + f"; the best model so far (epoch {best_epoch}) is kept", result)
     return result
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, num_fields: int, num_features: int):
+    """The optimizer over the trainable parameters. With Adagrad (and one process: DDP reduces dense
+    gradients), embedding gradients are sparse where a batch touches fewer rows than the table has."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    _set_sparse_gradients(model, distributed.world()[1] == 1 and config.batch_size * num_fields < num_features)
+    return torch.optim.Adagrad(params, lr=config.lr)
+
+
+def _set_sparse_gradients(model: torch.nn.Module, sparse: bool) -> None:
+    if sparse:
+        torch.sparse.check_sparse_tensor_invariants.disable()  # Adagrad builds them; opting out silences a warning
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            module.sparse = sparse
 
 
 def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float | None) -> dict:

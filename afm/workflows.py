@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from afm import distributed
 from afm.checkpoints import LoadedModel, load_model, save_model
 from afm.data import Dataset, load_dataset
 from afm.errors import AFMError, CheckpointError, TrainingDiverged
@@ -87,6 +88,8 @@ def fit(dataset: Dataset, kind: str, overrides: dict | None = None, pretrain_dir
 
 
 def save_trained(model, dataset: Dataset, config: TrainConfig, result: TrainResult, out: str | os.PathLike) -> Path:
+    if not distributed.is_main():
+        return Path(out)  # under torchrun, rank 0 alone writes the one checkpoint
     metrics = {split: evaluate(model, dataset.splits[split], dataset.label_range)
                for split in ("train", "validation", "test")}
     extra = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason, "train_seconds": result.seconds,

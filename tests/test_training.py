@@ -101,3 +101,34 @@ def test_bad_settings_are_refused(synthetic):
         resolve_device("tpu9")
     assert resolve_device("cpu").type == "cpu"
 
+
+
+def test_sparse_adagrad_matches_dense_where_a_batch_touches_few_rows():
+    # MovieLens-like: a batch of 64 rows x 3 fields touches far fewer than the 3000 rows of the tables.
+    from afm.models import AFM, ModelConfig
+    from afm.training import build_optimizer
+
+    torch.manual_seed(0)
+    config = ModelConfig("afm", num_features=3000, num_fields=3, embed_dim=8, attention_factor=4)
+    sparse_model, dense_model = AFM(config), AFM(config)
+    dense_model.load_state_dict(sparse_model.state_dict())
+    start = dense_model.embedding.weight.detach().clone()
+    sparse_opt = build_optimizer(sparse_model, TrainConfig(batch_size=64, lr=0.05), 3, 3000)
+    dense_opt = torch.optim.Adagrad(dense_model.parameters(), lr=0.05)
+    assert sparse_model.embedding.sparse and not dense_model.embedding.sparse
+    for step in range(20):
+        x = torch.randint(0, 1000, (64, 3)) + torch.tensor([0, 1000, 2000])
+        y = torch.randn(64)
+        for model, optimizer in ((sparse_model, sparse_opt), (dense_model, dense_opt)):
+            optimizer.zero_grad()
+            (model(x) - y).square().mean().backward()
+            optimizer.step()
+    assert sparse_model.embedding.weight.grad.is_sparse
+    assert not torch.allclose(dense_model.embedding.weight, start)  # they trained
+    # The tables, the only parameters whose gradients change form, agree up to float rounding. (Not the
+    # attention bias b: softmax ignores a shift common to all pairs, so b's true gradient is ~0 and Adagrad
+    # turns rounding noise there into lr-sized steps in either model.)
+    for name in ("embedding", "weight"):
+        torch.testing.assert_close(getattr(sparse_model, name).weight, getattr(dense_model, name).weight,
+                                   atol=1e-5, rtol=1e-4)
+    assert (dense_model.embedding.weight - start).abs().max() > 0.05  # far larger moves than that tolerance
