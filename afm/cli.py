@@ -10,6 +10,8 @@ import os
 import sys
 import warnings
 
+from afm import distributed
+from afm.allocator import retain_freed_memory
 from afm.errors import AFMError
 
 EXIT_USAGE = 2
@@ -18,6 +20,20 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _add_tuning(p):
+    tuning = p.add_argument_group("settings other than the paper's (choose them on validation, never test)")
+    tuning.add_argument("--optimizer", choices=("adagrad", "adam"))
+    tuning.add_argument("--lr", type=float)
+    tuning.add_argument("--attention-factor", type=int, help="AFM's t")
+    tuning.add_argument("--l2-attention", type=float, help="AFM's lambda")
+    tuning.add_argument("--dropout", type=float, help="AFM's dropout on the pooled vector")
+
+
+def _tuning(args) -> dict:
+    return {"optimizer": args.optimizer, "lr": args.lr, "dropout": args.dropout,
+            "attention_factor": args.attention_factor, "l2_attention": args.l2_attention}
 
 
 def _add_data_dir(p):
@@ -77,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--p-start", choices=("ones", "pairs"), default="ones",
                    help="AFM's p at the start: ones (the authors') or the number of pairs")
     r.add_argument("--device", default="auto")
+    _add_tuning(r)
     _add_data_dir(r)
 
     a = sub.add_parser("ablate", help="is it the attention? FM, uniform AFM, FM+A, AFM with and without lambda")
@@ -84,7 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
     a.add_argument("--out", help="results file (default: results/ablation-DATASET[-quick].json)")
     a.add_argument("--device", default="auto")
+    a.add_argument("--fm", metavar="FM_DIR", help="start every AFM from this trained FM instead of training one")
+    a.add_argument("--epochs", type=int, help="cap the epochs of every model")
+    _add_tuning(a)
     _add_data_dir(a)
+
+    b = sub.add_parser("bench", help="training speed beside DeepCTR-Torch and pytorch-fm; explanation latency; memory")
+    b.add_argument("--quick", action="store_true", help="the main cases only, short windows: under 5 minutes")
+    b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
+    _add_data_dir(b)
 
     d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
     _add_data_dir(d)
@@ -112,12 +137,15 @@ def cmd_train(args) -> int:
     }
     if args.model == "fm" and (args.uniform_attention or args.fixed_p or args.pretrain):
         raise AFMError("--uniform-attention, --fixed-p and --pretrain apply to --model afm")
-    print(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
+    log = print if distributed.is_main() else (lambda *a, **k: None)
+    log(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
           + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()), file=sys.stderr)
     if dataset.notes:
-        print(f"note: {dataset.notes}", file=sys.stderr)
+        log(f"note: {dataset.notes}", file=sys.stderr)
     _, result, path = train_and_save(dataset, args.model, args.out, overrides, args.pretrain,
                                      show_progress=not args.quiet and sys.stderr.isatty())
+    if not distributed.is_main():
+        return 0  # rank 0 saves and reports
     best = result.history[result.best_epoch]
     print(f"{args.model.upper()} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
           f"{result.device}): train RMSE {best['train_rmse']:.4f}, validation RMSE {best['validation_rmse']:.4f}")
@@ -184,7 +212,8 @@ def cmd_reproduce(args) -> int:
     dataset = load_dataset(args.dataset, args.data_dir)
     results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
                         log=lambda line: print(line, file=sys.stderr), fm_dir=args.fm, epochs=args.epochs,
-                        keep_models=args.keep_models, p_start=args.p_start)
+                        keep_models=args.keep_models, p_start=args.p_start,
+                        afm_overrides=_tuning(args))
     out = args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json"
     _write_json(results, out)
     comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]
@@ -213,7 +242,10 @@ def cmd_ablate(args) -> int:
     if args.dataset not in ("frappe", "movielens", "synthetic"):
         raise AFMError(f"ablate takes frappe, movielens or synthetic, not {args.dataset!r}")
     dataset = load_dataset(args.dataset, args.data_dir)
-    results = ablate(dataset, quick=args.quick, device=args.device, log=lambda line: print(line, file=sys.stderr))
+    tuning = _tuning(args)
+    results = ablate(dataset, quick=args.quick, device=args.device, log=lambda line: print(line, file=sys.stderr),
+                     fm_dir=args.fm, epochs=args.epochs,
+                     optimizer={k: tuning.pop(k) for k in ("optimizer", "lr")}, afm_overrides=tuning)
     out = args.out or f"results/ablation-{args.dataset}{'-quick' if args.quick else ''}.json"
     _write_json(results, out)
     columns = ["model", "test_rmse", "relative_vs_fm", "ci_low", "ci_high", "relative_entropy", "max_min_ratio", "cv"]
@@ -221,6 +253,33 @@ def cmd_ablate(args) -> int:
     print("explanation stability (Spearman of global pair importances):")
     print(stability_table(results).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from afm.bench import headline_line, run
+
+    results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr))
+    missing = {name: why for name, why in results["libraries"].items() if why}
+    print(f"torch threads {results['threads']}; medians of {results['windows']} alternated windows of "
+          f"~{results['window_seconds']} s; data: " + "; ".join(f"{k}: {v}" for k, v in results["data"].items()))
+    for name, why in missing.items():
+        print(f"skipped {name} ({why}); pip install -r requirements-bench.txt")
+    print("training samples/s (Adagrad, k=256, squared loss, no dropout):")
+    print(results["training"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    fractions = ", ".join(f"batch {b}: {v:.2f}" for b, v in results["distinct_pair_fraction"].items())
+    print(f"distinct feature pairs per (row, pair) cell, Frappe: {fractions}")
+    print("peak memory of a process training the headline case (MB):")
+    print(results["memory"].to_string(index=False, float_format=lambda v: f"{v:.0f}"))
+    ex = results["explanations"]
+    print(f"explanations ({ex['data']}, {ex['test_rows']} test rows, k=t=256): one instance "
+          f"{ex['one_instance_ms']:.1f} ms; every global statistic of the test split {ex['whole_test_split_s']:.2f} s")
+    if args.app:
+        from afm.bench_app import app_timings
+
+        for name, seconds in app_timings(rounds=2 if args.quick else 5).items():
+            print(f"app {name}: {seconds:.2f} s")
+    print(headline_line(results))
     return 0
 
 
@@ -243,7 +302,7 @@ def cmd_download(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "reproduce": cmd_reproduce,
-            "ablate": cmd_ablate, "datasets": cmd_datasets, "download": cmd_download}
+            "ablate": cmd_ablate, "bench": cmd_bench, "datasets": cmd_datasets, "download": cmd_download}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -257,7 +316,12 @@ def main(argv=None) -> int:
         return _run(args)
 
 
+TRAINING_COMMANDS = ("train", "reproduce", "ablate", "bench")
+
+
 def _run(args) -> int:
+    if args.command in TRAINING_COMMANDS:
+        retain_freed_memory()  # faster training at large batches; memory stays with the process (afm.allocator)
     try:
         return COMMANDS[args.command](args)
     except AFMError as exc:
@@ -272,3 +336,5 @@ def _run(args) -> int:
         print(f"error: internal error: {type(exc).__name__}: {exc} (set AFM_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        distributed.finish()

@@ -1,0 +1,59 @@
+"""The benchmark's parts on real computations, shrunk to seconds (figures are printed by `afm bench`, never
+asserted against a time)."""
+import re
+
+import numpy as np
+import pytest
+
+from afm import bench
+from afm.bench import Case
+
+
+def test_alternated_rotates_the_order_and_takes_medians():
+    calls = []
+
+    def runner(name, values):
+        values = iter(values)
+        return lambda: calls.append(name) or next(values)
+
+    medians = bench.alternated({"a": runner("a", [1, 9, 2]), "b": runner("b", [5, 4, 100])}, windows=3)
+    assert medians == {"a": 2, "b": 5}
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # each library goes first in turn
+
+
+def test_distinct_pair_fraction():
+    same = np.zeros((50, 4), dtype=np.int64)
+    assert bench.distinct_pair_fraction(same, 10, batches=3) == pytest.approx(1 / 10)  # one pair per column
+    unique_rows = np.arange(4000).reshape(1000, 4)
+    fraction = bench.distinct_pair_fraction(unique_rows, 10, batches=3)
+    assert 0.8 < fraction <= 1.0  # only rows drawn twice repeat
+
+
+def test_every_library_trains_the_same_case():
+    rows, sizes, _ = bench.bench_data("movielens")
+    case = Case("movielens", "afm", 8, 256)
+    libraries = [name for name, why in bench.available_libraries().items() if not why]
+    assert "ours" in libraries
+    for library in libraries:
+        trainer = bench._Trainer(library, case, rows[:2000], sizes)
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        assert trainer.window() > 0
+        assert any(not np.allclose(a, b.detach()) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_missing_peers_are_reported_not_fatal():
+    status = bench.available_libraries()
+    assert status["ours"] == "" and set(status) == {"ours", *bench.PEERS}
+    assert all(isinstance(why, str) for why in status.values())
+
+
+def test_headline_run_prints_the_last_line(tmp_path):
+    results = bench.run(quick=True, data_dir=tmp_path, log=lambda line: None, only=[Case(*bench.HEADLINE)],
+                        window_seconds=0.01)
+    row = results["training"].iloc[0]
+    assert row["ours_samples_s"] > 0 and row["matmul_limit_samples_s"] > 0
+    assert results["data"]["frappe"] == "random rows of Frappe's field sizes"  # no data in tmp_path
+    assert set(results["memory"]["model"]) == {"fm", "afm"} and (results["memory"]["peak_mb"] > 0).all()
+    assert results["explanations"]["test_rows"] == 28860 and results["explanations"]["one_instance_ms"] > 0
+    assert re.fullmatch(r"speedup_vs_fastest_peer=(\d+\.\d\d|nan) fraction_of_matmul_limit=\d+\.\d\d",
+                        bench.headline_line(results))
