@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from afm.checkpoints import library_versions
+from afm.checkpoints import library_versions, load_model
 from afm.compare import bootstrap_comparison, paired_errors
 from afm.data.dataset import Dataset
 from afm.explain import explain_split
@@ -26,16 +26,27 @@ VARIANTS = {  # name: (overrides on top of AFM's preset, what it isolates)
 }
 
 
-def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=print) -> dict:
+def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=print, fm_dir: Path | None = None,
+           epochs: int | None = None, optimizer: dict | None = None, afm_overrides: dict | None = None) -> dict:
+    """FM and the AFM variants with identical data, settings and epochs. `fm_dir` reuses a trained FM;
+    `optimizer` ({"optimizer", "lr"}) applies to every model trained here, `afm_overrides` to the AFMs."""
     base = quick_overrides(dataset.name) if quick else {}
-    base["device"] = device
+    base.update({"device": device, "epochs": epochs, **(optimizer or {})})
+    base = {k: v for k, v in base.items() if v is not None}
     started = time.perf_counter()
     rows, explanations, records = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        log(f"ablation on {dataset.name}: FM ...")
-        fm, fm_result, fm_config = fit(dataset, "fm", base)
-        fm_dir = save_trained(fm, dataset, fm_config, fm_result, Path(tmp) / "fm")
+        if fm_dir is None:
+            log(f"ablation on {dataset.name}: FM ...")
+            fm, fm_result, fm_config = fit(dataset, "fm", base)
+            fm_dir = save_trained(fm, dataset, fm_config, fm_result, Path(tmp) / "fm")
+        fm_loaded = load_model(fm_dir)
+        fm, fm_device = fm_loaded.model, fm_loaded.meta["device"]
+        base.update({k: v for k, v in (afm_overrides or {}).items() if v is not None})
         models = {"FM": fm}
+        records["FM"] = {"meaning": "the FM every AFM starts from", "settings": fm_loaded.meta["training"],
+                         "best_epoch": fm_loaded.meta["best_epoch"], "seconds": fm_loaded.meta["train_seconds"],
+                         "history": fm_loaded.meta["history"]}
         for name, (overrides, meaning) in VARIANTS.items():
             log(f"ablation: {name} ...")
             models[name], result, _ = fit(dataset, "afm", {**base, **overrides}, pretrain_dir=fm_dir)
@@ -57,7 +68,7 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
     stability = [{"a": a, "b": b, **importance_agreement(explanations[a], explanations[b])} for a, b in pairs]
     return {"schema": SCHEMA, "version": SCHEMA_VERSION, "kind": "ablation", "quick": quick,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
-            "device": fm_result.device, "data": dataset.describe(), "table": rows, "runs": records,
+            "device": fm_device, "data": dataset.describe(), "table": rows, "runs": records,
             "stability": stability, "wall_seconds": time.perf_counter() - started}
 
 

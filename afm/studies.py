@@ -35,11 +35,12 @@ def _run_record(model, result, config, dataset: Dataset, params: dict) -> dict:
 
 def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studies: bool = False,
               log=print, fm_dir: Path | None = None, epochs: int | None = None,
-              keep_models: Path | None = None, p_start: str = "ones") -> dict:
+              keep_models: Path | None = None, p_start: str = "ones", afm_overrides: dict | None = None) -> dict:
     """FM, then AFM from FM's embeddings (and, with `studies`, the sweeps and FM+A), as a results dict.
 
     `fm_dir` reuses an FM trained earlier (e.g. by a run that was cut short); `epochs` caps training;
-    `keep_models` saves both models there (never commit those trained on licensed data)."""
+    `keep_models` saves both models there (never commit those trained on licensed data); `afm_overrides`
+    changes AFM's settings from the paper's (tuning chosen on validation; the file records them)."""
     extra = quick_overrides(dataset.name) if quick else {}
     extra["device"] = device
     if epochs:
@@ -61,7 +62,7 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
         fm_loaded = load_model(fm_dir)
         fm = fm_loaded.model
         log(f"training AFM from FM's embeddings on {dataset.name} ...")
-        afm_extra = {**extra, "p_start": p_start}
+        afm_extra = {**extra, **(afm_overrides or {}), "p_start": p_start}
         afm, afm_result, afm_config = fit(dataset, "afm", afm_extra, pretrain_dir=fm_dir, on_progress=epoch_done)
         if keep_models:
             save_trained(afm, dataset, afm_config, afm_result, models_dir / f"{dataset.name}-afm")
