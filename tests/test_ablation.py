@@ -78,3 +78,20 @@ def test_ablate_quick_end_to_end(tmp_path):
     assert not table["AFM"]["degenerate"]
     assert {(s["a"], s["b"]) for s in results["stability"]} == {("AFM", "AFM, seed 1"), ("AFM", "AFM, lambda=0")}
     assert "explanation stability" in run.stdout
+
+
+def test_ablate_reuses_a_trained_fm_and_records_the_settings(tmp_path, synthetic):
+    from afm.ablation import ablate
+    from afm.checkpoints import read_meta
+    from afm.workflows import train_and_save
+
+    _, _, fm_dir = train_and_save(synthetic, "fm", tmp_path / "fm", {"epochs": 3})
+    results = ablate(synthetic, fm_dir=fm_dir, epochs=2, optimizer={"optimizer": "adagrad", "lr": 0.05},
+                     afm_overrides={"attention_factor": 4}, log=lambda line: None)
+    fm_test = read_meta(fm_dir)["metrics"]["test"]["rmse"]
+    assert results["table"][0]["model"] == "FM" and results["table"][0]["test_rmse"] == pytest.approx(fm_test)
+    assert results["runs"]["FM"]["history"] == read_meta(fm_dir)["history"]  # not retrained
+    for name in ("uniform AFM", "FM+A", "AFM, lambda=0", "AFM"):
+        run = results["runs"][name]
+        assert run["settings"]["optimizer"] == "adagrad" and run["settings"]["lr"] == 0.05
+        assert run["settings"]["attention_factor"] == 4 and len(run["history"]) - 1 <= 2

@@ -97,7 +97,11 @@ def test_committed_results_and_tables(tmp_path, small, fm_dir):
 def test_reproduce_can_reuse_a_trained_fm_and_keep_models(tmp_path, small, fm_dir):
     from afm.studies import reproduce
 
-    results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=2, keep_models=tmp_path)
+    results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=2, keep_models=tmp_path,
+                        afm_overrides={"attention_factor": 3, "optimizer": "adagrad", "lr": None})
+    settings = results["models"]["afm"]["settings"]
+    assert settings["attention_factor"] == 3 and settings["optimizer"] == "adagrad"  # tuning is recorded
+    assert load_model(tmp_path / "synthetic-afm").model.attention_W.shape[0] == 3
     fm_meta = load_model(fm_dir).meta
     assert results["models"]["fm"]["history"] == fm_meta["history"]
     assert results["models"]["fm"]["metrics"]["test"]["rmse"] == pytest.approx(fm_meta["metrics"]["test"]["rmse"])
