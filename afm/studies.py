@@ -79,7 +79,7 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
             "paper_test_rmse": TEST_RMSE.get(dataset.name, {}),
         }
         if studies:
-            results["studies"] = run_studies(dataset, fm, fm_dir, extra, log)
+            results["studies"] = run_studies(dataset, fm, fm_dir, afm_extra, log)  # the AFM settings used above
             if dataset.name == "movielens":
                 results["case_study"] = case_study_summary(fm, results["studies"]["fm_plus_attention_model"], dataset)
             results["studies"].pop("fm_plus_attention_model", None)
