@@ -162,6 +162,38 @@ def results_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SETTINGS_SHOWN = ("optimizer", "lr", "batch_size", "embed_dim", "attention_factor", "dropout", "l2_attention",
+                  "p_start")
+
+
+def settings_table(results: dict) -> pd.DataFrame:
+    """FM's and AFM's settings in a results file beside the paper's preset for that data, and whether
+    they differ (a tuned run says so plainly); plus each model's best and last epoch."""
+    rows = []
+    for kind in ("fm", "afm"):
+        record = results["models"][kind]
+        paper = hyperparameters(results["data"]["name"], kind)
+        for key in SETTINGS_SHOWN:
+            if key in record["settings"] and (key in paper or key == "p_start"):
+                ours, theirs = record["settings"][key], paper.get(key, "ones")
+                rows.append({"model": kind.upper(), "setting": key, "value": str(ours), "paper": str(theirs),
+                             "differs": ours != theirs})
+        rows.append({"model": kind.upper(), "setting": "best epoch / epochs run",
+                     "value": f"{record['best_epoch']} / {record['epochs_run']}", "paper": "", "differs": False})
+    return pd.DataFrame(rows)
+
+
+def settings_note(results: dict) -> str:
+    """One line: which settings of a results file are not the paper's, and why."""
+    table = settings_table(results)
+    changed = table[table.differs]
+    if changed.empty:
+        return "Settings: the paper's."
+    why = "--quick, to run in minutes" if results.get("quick") else "chosen on validation"
+    return f"Settings other than the paper's ({why}): " + ", ".join(
+        f"{r.model} {r.setting} {r.value} (paper {r.paper})" for r in changed.itertuples())
+
+
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 

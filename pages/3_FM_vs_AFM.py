@@ -4,7 +4,8 @@ import streamlit as st
 from afm import charts
 from afm.ablation import ablation_table, stability_table
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
-from afm.studies import case_study_table, committed_results, results_table, sweep_table
+from afm.studies import (case_study_table, committed_results, results_table, settings_note, settings_table,
+                         sweep_table)
 from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
 
 selection = setup("FM vs AFM")
@@ -77,6 +78,9 @@ for name, results in runs.items():
                      f"{results['wall_seconds'] / 60:.0f} min on {results['device']}", expanded=len(runs) == 1):
         st.caption(results["data"].get("notes") or "")
         show_table(results_table(results), f"results_{name}")
+        st.caption(settings_note(results))
+        with st.popover("All settings"):
+            show_table(settings_table(results), f"settings_{name}")
         show_chart(charts.learning_curves({"FM": results["models"]["fm"]["history"],
                                            "AFM": results["models"]["afm"]["history"]}), f"results_curves_{name}")
         sweeps = sweep_table(results)

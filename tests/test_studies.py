@@ -106,3 +106,14 @@ def test_reproduce_can_reuse_a_trained_fm_and_keep_models(tmp_path, small, fm_di
     assert results["models"]["fm"]["history"] == fm_meta["history"]
     assert results["models"]["fm"]["metrics"]["test"]["rmse"] == pytest.approx(fm_meta["metrics"]["test"]["rmse"])
     assert results["models"]["afm"]["epochs_run"] <= 2 and (tmp_path / "synthetic-afm" / "model.json").is_file()
+
+
+def test_settings_table_marks_what_differs_from_the_paper(tmp_path, small, fm_dir):
+    from afm.studies import reproduce, settings_note, settings_table
+
+    results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=1,
+                        afm_overrides={"attention_factor": 3})
+    table = settings_table(results).set_index(["model", "setting"])
+    assert table.loc[("AFM", "attention_factor"), "differs"] and table.loc[("AFM", "attention_factor"), "value"] == "3"
+    assert not table.loc[("AFM", "dropout"), "differs"]
+    assert "AFM attention_factor 3 (paper 16)" in settings_note(results) and "--quick" in settings_note(results)
