@@ -24,7 +24,7 @@ import torch
 from afm.data import Dataset, Split, load_dataset
 from afm.errors import AFMError
 from afm.models import ModelConfig, build_model
-from afm.training import TrainConfig, build_optimizer
+from afm.training import TrainConfig, build_optimizer, resolve_device
 
 EMBED_DIM = 256
 FRAPPE_FIELD_SIZES = [957, 4082, 7, 7, 2, 3, 2, 9, 80, 233]
@@ -78,15 +78,15 @@ def bench_data(data: str, data_dir=None) -> tuple[np.ndarray, list[int], str]:
 
 # --- the libraries, each as a (step function, trainable model) for one case -------------------------------
 
-def _ours(case: Case, sizes: list[int]):
+def _ours(case: Case, sizes: list[int], device: torch.device):
     n, m = sum(sizes), len(sizes)
-    model = build_model(ModelConfig(case.model, n, m, EMBED_DIM, max(case.attention_factor, 1)))
+    model = build_model(ModelConfig(case.model, n, m, EMBED_DIM, max(case.attention_factor, 1))).to(device)
     optimizer = build_optimizer(model, TrainConfig(batch_size=case.batch_size, lr=0.01), m, n)
-    offsets = torch.as_tensor(np.cumsum([0] + sizes[:-1]))
+    offsets = torch.as_tensor(np.cumsum([0] + sizes[:-1]), device=device)
     return model, optimizer, lambda ids: ids + offsets  # global feature ids
 
 
-def _torchfm(case: Case, sizes: list[int]):
+def _torchfm(case: Case, sizes: list[int], device: torch.device):
     from torchfm.model.afm import AttentionalFactorizationMachineModel
     from torchfm.model.fm import FactorizationMachineModel
 
@@ -94,10 +94,11 @@ def _torchfm(case: Case, sizes: list[int]):
         model = FactorizationMachineModel(sizes, EMBED_DIM)
     else:
         model = AttentionalFactorizationMachineModel(sizes, EMBED_DIM, case.attention_factor, dropouts=(0.0, 0.0))
+    model = model.to(device)
     return model, torch.optim.Adagrad(model.parameters(), lr=0.01), lambda ids: ids  # it adds field offsets
 
 
-def _deepctr(case: Case, sizes: list[int]):
+def _deepctr(case: Case, sizes: list[int], device: torch.device):
     _import_deepctr_offline()
     from deepctr_torch.inputs import SparseFeat
     from deepctr_torch.models import AFM
@@ -105,7 +106,7 @@ def _deepctr(case: Case, sizes: list[int]):
     columns = [SparseFeat(f"f{i}", size, embedding_dim=EMBED_DIM) for i, size in enumerate(sizes)]
     # use_attention=False is DeepCTR's standard FM (its documentation says so)
     model = AFM(columns, columns, use_attention=case.model == "afm", attention_factor=max(case.attention_factor, 1),
-                l2_reg_linear=0, l2_reg_embedding=0, l2_reg_att=0, afm_dropout=0, task="regression", device="cpu")
+                l2_reg_linear=0, l2_reg_embedding=0, l2_reg_att=0, afm_dropout=0, task="regression", device=str(device))
     return model, torch.optim.Adagrad(model.parameters(), lr=0.01), lambda ids: ids.float()  # its input format
 
 
@@ -142,18 +143,20 @@ def available_libraries() -> dict[str, str]:
 class _Trainer:
     """One library's model on one case, stepping through shuffled batches of the same rows."""
 
-    def __init__(self, library: str, case: Case, rows: np.ndarray, sizes: list[int]):
+    def __init__(self, library: str, case: Case, rows: np.ndarray, sizes: list[int], device=torch.device("cpu")):
         torch.manual_seed(0)
-        self.model, self.optimizer, self.to_input = LIBRARIES[library](case, sizes)
+        self.device = torch.device(device)
+        self.model, self.optimizer, self.to_input = LIBRARIES[library](case, sizes, self.device)
         self.model.train()
-        self.rows = torch.as_tensor(rows)
-        self.targets = torch.as_tensor(np.where(np.arange(len(rows)) % 3 == 0, 1.0, -1.0), dtype=torch.float32)
+        self.rows = torch.as_tensor(rows, device=self.device)
+        self.targets = torch.as_tensor(np.where(np.arange(len(rows)) % 3 == 0, 1.0, -1.0), dtype=torch.float32,
+                                       device=self.device)
         self.batch_size = case.batch_size
         self.generator = torch.Generator().manual_seed(0)
         self.steps_per_window = 1
 
     def step(self) -> None:
-        idx = torch.randint(0, len(self.rows), (self.batch_size,), generator=self.generator)
+        idx = torch.randint(0, len(self.rows), (self.batch_size,), generator=self.generator).to(self.device)
         prediction = self.model(self.to_input(self.rows[idx])).reshape(-1)
         loss = (prediction - self.targets[idx]).square().mean()
         self.optimizer.zero_grad(set_to_none=True)
@@ -165,6 +168,7 @@ class _Trainer:
             self.step()
         started = time.perf_counter()
         self.step()
+        _synchronize(self.device)
         self.steps_per_window = max(1, math.ceil(window_seconds / (time.perf_counter() - started)))
 
     def window(self) -> float:
@@ -172,7 +176,14 @@ class _Trainer:
         started = time.perf_counter()
         for _ in range(self.steps_per_window):
             self.step()
+        _synchronize(self.device)
         return self.steps_per_window * self.batch_size / (time.perf_counter() - started)
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a window's clock covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def alternated(runners: dict[str, callable], windows: int) -> dict[str, float]:
@@ -186,28 +197,29 @@ def alternated(runners: dict[str, callable], windows: int) -> dict[str, float]:
 
 
 def training_speed(case: Case, rows: np.ndarray, sizes: list[int], libraries: list[str], windows: int,
-                   window_seconds: float) -> dict[str, float]:
+                   window_seconds: float, device=torch.device("cpu")) -> dict[str, float]:
     trainers = {}
     for library in libraries:
-        trainers[library] = _Trainer(library, case, rows, sizes)
+        trainers[library] = _Trainer(library, case, rows, sizes, device)
         trainers[library].calibrate(window_seconds)
     speeds = alternated({name: trainer.window for name, trainer in trainers.items()}, windows)
     if case.model == "afm" and case.data == HEADLINE[0] and case.attention_factor == HEADLINE[2] \
             and case.batch_size == HEADLINE[3]:
-        limit = _matmul_limit(case, len(sizes), windows, window_seconds)
+        limit = _matmul_limit(case, len(sizes), windows, window_seconds, torch.device(device))
         speeds["matmul_limit"] = limit
     return speeds
 
 
-def _matmul_limit(case: Case, num_fields: int, windows: int, window_seconds: float) -> float:
+def _matmul_limit(case: Case, num_fields: int, windows: int, window_seconds: float, device: torch.device) -> float:
     """Samples/s if a step did nothing but the attention network's three matmuls over every (row, pair):
     forward (B*P x k)(k x t), and backward's input and weight gradients."""
     rows = case.batch_size * num_fields * (num_fields - 1) // 2
     k, t = EMBED_DIM, case.attention_factor
-    products, weight, grad = torch.randn(rows, k), torch.randn(t, k), torch.randn(rows, t)
+    products, weight, grad = (torch.randn(shape, device=device) for shape in ((rows, k), (t, k), (rows, t)))
 
     def three_matmuls():
         products @ weight.T, grad @ weight, grad.T @ products
+        _synchronize(device)
 
     for _ in range(2):
         three_matmuls()
@@ -294,22 +306,30 @@ def _memory_mb() -> tuple[float, float]:
         return peak, peak
 
 
-def _peak_rss_child(library: str, case: Case, rows: np.ndarray, sizes: list[int], steps: int, queue) -> None:
+def _peak_rss_child(library: str, case: Case, rows: np.ndarray, sizes: list[int], device: str, steps: int,
+                    queue) -> None:
     from afm.allocator import retain_freed_memory
 
     retain_freed_memory()  # as `afm train` runs
-    trainer = _Trainer(library, case, rows, sizes)
-    start_mb, _ = _memory_mb()
+    trainer = _Trainer(library, case, rows, sizes, device)
+    if trainer.device.type == "cuda":  # GPU memory, allocated by torch
+        torch.cuda.reset_peak_memory_stats()
+        start_mb = torch.cuda.memory_allocated() / 2**20
+    else:
+        start_mb, _ = _memory_mb()
     for _ in range(steps):
         trainer.step()
-    queue.put((start_mb, _memory_mb()[1]))
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda" else _memory_mb()[1]
+    queue.put((start_mb, peak_mb))
 
 
-def peak_memory(library: str, case: Case, rows: np.ndarray, sizes: list[int], steps: int = 5) -> dict:
-    """Peak resident memory (MB) of a fresh process training `steps` steps, and how much training added."""
+def peak_memory(library: str, case: Case, rows: np.ndarray, sizes: list[int], device=torch.device("cpu"),
+                steps: int = 5) -> dict:
+    """Peak memory (MB; resident on the CPU, allocated on a GPU) of a fresh process training `steps` steps,
+    and how much training added."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_peak_rss_child, args=(library, case, rows, sizes, steps, queue))
+    process = context.Process(target=_peak_rss_child, args=(library, case, rows, sizes, str(device), steps, queue))
     process.start()
     start_mb, peak_mb = queue.get(timeout=600)
     process.join()
@@ -319,9 +339,11 @@ def peak_memory(library: str, case: Case, rows: np.ndarray, sizes: list[int], st
 # --- the whole benchmark ----------------------------------------------------------------------------------
 
 def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None = None,
-        window_seconds: float | None = None) -> dict:
+        window_seconds: float | None = None, device: str = "auto") -> dict:
     """Every figure of the benchmark as tables; `log` gets a line per finished case. `only` and
-    `window_seconds` shrink it further than `quick` (tests)."""
+    `window_seconds` shrink it further than `quick` (tests). Training runs on `device` (auto: a GPU where
+    there is one); explanations on the CPU, as the app computes them."""
+    device = resolve_device(device)
     status = available_libraries()
     libraries = [name for name, why in status.items() if not why]
     windows, seconds = (3, 0.5) if quick else (5, 1.5)
@@ -330,7 +352,7 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
     speed_rows = []
     for case in only or cases(quick):
         rows, sizes, _ = data[case.data]
-        speeds = training_speed(case, rows, sizes, libraries, windows, window_seconds)
+        speeds = training_speed(case, rows, sizes, libraries, windows, window_seconds, device)
         row = {"data": case.data, "model": case.model, "t": case.attention_factor or None, "batch": case.batch_size,
                **{f"{name}_samples_s": speeds[name] for name in libraries}}
         peers = [speeds[name] for name in libraries if name != "ours"]
@@ -342,15 +364,22 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
     data_name, _, t, batch = HEADLINE
     rows, sizes, _ = data[data_name]
     memory_rows = [{"library": name, "model": kind,
-                    **peak_memory(name, Case(data_name, kind, t if kind == "afm" else 0, batch), rows, sizes)}
+                    **peak_memory(name, Case(data_name, kind, t if kind == "afm" else 0, batch), rows, sizes, device)}
                    for name in libraries for kind in ("fm", "afm")]
     return {
-        "threads": torch.get_num_threads(), "libraries": status, "windows": windows, "window_seconds": window_seconds,
+        "device": _device_name(device), "threads": torch.get_num_threads(), "libraries": status,
+        "windows": windows, "window_seconds": window_seconds,
         "data": {name: description for name, (_, _, description) in data.items()},
         "distinct_pair_fraction": {b: distinct_pair_fraction(data["frappe"][0], b) for b in (128, 1024, 4096)},
         "training": pd.DataFrame(speed_rows), "memory": pd.DataFrame(memory_rows),
         "explanations": explanation_latency(data_dir, runs=3 if quick else 5),
     }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 def headline_line(results: dict) -> str:

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="training speed beside DeepCTR-Torch and pytorch-fm; explanation latency; memory")
     b.add_argument("--quick", action="store_true", help="the main cases only, short windows: under 5 minutes")
     b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
+    b.add_argument("--device", default="auto", help="where training is timed: auto (a GPU if any), cpu, cuda")
     _add_data_dir(b)
 
     d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
@@ -259,10 +260,11 @@ def cmd_ablate(args) -> int:
 def cmd_bench(args) -> int:
     from afm.bench import headline_line, run
 
-    results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr))
+    results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr),
+                  device=args.device)
     missing = {name: why for name, why in results["libraries"].items() if why}
-    print(f"torch threads {results['threads']}; medians of {results['windows']} alternated windows of "
-          f"~{results['window_seconds']} s; data: " + "; ".join(f"{k}: {v}" for k, v in results["data"].items()))
+    print(f"training on {results['device']}, torch threads {results['threads']}; medians of {results['windows']} "
+          f"alternated windows of ~{results['window_seconds']} s; data: " + "; ".join(f"{k}: {v}" for k, v in results["data"].items()))
     for name, why in missing.items():
         print(f"skipped {name} ({why}); pip install -r requirements-bench.txt")
     print("training samples/s (Adagrad, k=256, squared loss, no dropout):")
