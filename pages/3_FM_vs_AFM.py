@@ -57,14 +57,16 @@ st.caption("AFM differs from FM in three ways: attention, a learned projection p
 ablations = {name: r for name, r in committed_results().items() if r.get("kind") == "ablation"}
 if not ablations:
     st.info("No ablation results yet: run `python -m afm ablate --dataset frappe`.")
-for name, results in ablations.items():
-    with st.expander(f"{name}: {results['data']['name']}{' (quick)' if results.get('quick') else ''}",
-                     expanded=True):
-        show_table(ablation_table(results), f"ablation_{name}")
-        st.caption("Explanation stability: Spearman rank agreement of the global field-pair importances of two "
-                   "about equally accurate models. High by contribution but low by attention means the heatmap "
-                   "tells a story of one training run, not of the data.")
-        show_table(stability_table(results), f"stability_{name}")
+else:  # one file at a time: every file's charts at once made leaving this page slow in the browser
+    name = st.selectbox("Ablation results", list(ablations), key="ablation_file",
+                        format_func=lambda n: f"{n}{' (quick)' if ablations[n].get('quick') else ''}")
+    results = ablations[name]
+    st.caption(results["data"].get("notes") or "")
+    show_table(ablation_table(results), f"ablation_{name}")
+    st.caption("Explanation stability: Spearman rank agreement of the global field-pair importances of two "
+               "about equally accurate models. High by contribution but low by attention means the heatmap "
+               "tells a story of one training run, not of the data.")
+    show_table(stability_table(results), f"stability_{name}")
 
 st.header("Full runs: the paper's protocol, reproduced")
 st.caption("Results files committed with the project (metrics only; `python -m afm reproduce --dataset ...`). "
@@ -73,21 +75,23 @@ st.caption("Results files committed with the project (metrics only; `python -m a
 runs = {name: r for name, r in committed_results().items() if r.get("kind") == "reproduce"}
 if not runs:
     st.info("No results files yet: run `python -m afm reproduce --dataset frappe` (hours on a CPU).")
-for name, results in runs.items():
-    with st.expander(f"{name}: {results['data']['name']}{' (quick)' if results.get('quick') else ''}, "
-                     f"{results['wall_seconds'] / 60:.0f} min on {results['device']}", expanded=len(runs) == 1):
-        st.caption(results["data"].get("notes") or "")
-        show_table(results_table(results), f"results_{name}")
-        st.caption(settings_note(results))
-        with st.popover("All settings"):
-            show_table(settings_table(results), f"settings_{name}")
-        show_chart(charts.learning_curves({"FM": results["models"]["fm"]["history"],
-                                           "AFM": results["models"]["afm"]["history"]}), f"results_curves_{name}")
-        sweeps = sweep_table(results)
-        if not sweeps.empty:
-            show_chart(charts.study_curves(sweeps), f"studies_{name}")
-            show_table(sweeps, f"sweeps_{name}")
-        if "case_study" in results:
-            st.markdown(f"**Case study** (FM+A on the test split): the most attended pair is "
-                        f"**{results['case_study']['most_attended_pair']}**; FM gives every pair the same weight.")
-            show_table(case_study_table(results), f"case_study_{name}")
+else:
+    name = st.selectbox("Results file", list(runs), key="results_file",
+                        format_func=lambda n: f"{n}{' (quick)' if runs[n].get('quick') else ''}: "
+                                              f"{runs[n]['wall_seconds'] / 60:.0f} min on {runs[n]['device']}")
+    results = runs[name]
+    st.caption(results["data"].get("notes") or "")
+    show_table(results_table(results), f"results_{name}")
+    st.caption(settings_note(results))
+    with st.popover("All settings"):
+        show_table(settings_table(results), f"settings_{name}")
+    show_chart(charts.learning_curves({"FM": results["models"]["fm"]["history"],
+                                       "AFM": results["models"]["afm"]["history"]}), f"results_curves_{name}")
+    sweeps = sweep_table(results)
+    if not sweeps.empty:
+        show_chart(charts.study_curves(sweeps), f"studies_{name}")
+        show_table(sweeps, f"sweeps_{name}")
+    if "case_study" in results:
+        st.markdown(f"**Case study** (FM+A on the test split): the most attended pair is "
+                    f"**{results['case_study']['most_attended_pair']}**; FM gives every pair the same weight.")
+        show_table(case_study_table(results), f"case_study_{name}")

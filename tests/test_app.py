@@ -97,6 +97,23 @@ def test_fm_vs_afm_page(registry):
     assert [b.label for b in app.get("download_button")]  # every table has its CSV download
 
 
+def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
+    from afm.studies import committed_results
+
+    committed = committed_results()
+    app = open_page("3_FM_vs_AFM")
+    for key, kind in (("results_file", "reproduce"), ("ablation_file", "ablation")):
+        names = [name for name, results in committed.items() if results.get("kind") == kind]
+        assert app.selectbox(key=key).options and len(app.selectbox(key=key).options) == len(names)
+        for name in names:
+            app.selectbox(key=key).set_value(name).run()
+            assert not app.exception
+            if kind == "reproduce":  # ours beside the paper's, and how the settings differ from the paper's
+                table = app.dataframe[[i for i, d in enumerate(app.dataframe) if "method" in d.value][-1]].value
+                assert "AFM (ours)" in set(table.method)
+                assert any(c.value.startswith("Settings") for c in app.caption)
+
+
 def test_attention_across_datasets_page(registry):
     app = open_page("4_Attention_across_datasets")
     assert app.multiselect(key="across_models").value == ["synthetic-afm", "synthetic-fm"]
