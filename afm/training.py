@@ -7,7 +7,7 @@ minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
 sparse where a batch touches fewer rows than the table has: Adagrad leaves rows with a zero gradient
 unchanged, so the result is the same, and MovieLens (90,445 features) trained 2-2.4x faster; on Frappe at
-batch 1024 the batch touches every row and dense was faster (README, `python -m afm bench`).
+batch 1024 (10,240 ids for 5,382 rows) dense was faster (README, `python -m afm bench`).
 """
 from __future__ import annotations
 
