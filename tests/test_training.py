@@ -132,3 +132,19 @@ def test_sparse_adagrad_matches_dense_where_a_batch_touches_few_rows():
         torch.testing.assert_close(getattr(sparse_model, name).weight, getattr(dense_model, name).weight,
                                    atol=1e-5, rtol=1e-4)
     assert (dense_model.embedding.weight - start).abs().max() > 0.05  # far larger moves than that tolerance
+
+
+def test_frappe_shaped_adagrad_is_dense_and_fused_and_movielens_shaped_is_sparse():
+    from afm.models import FM, ModelConfig
+    from afm.training import build_optimizer
+
+    frappe = FM(ModelConfig("fm", num_features=5382, num_fields=10, embed_dim=4))
+    optimizer = build_optimizer(frappe, TrainConfig(batch_size=128), 10, 5382)
+    assert not frappe.embedding.sparse and optimizer.defaults["fused"]
+    movielens = FM(ModelConfig("fm", num_features=90445, num_fields=3, embed_dim=4))
+    optimizer = build_optimizer(movielens, TrainConfig(batch_size=1024), 3, 90445)
+    assert movielens.embedding.sparse and not optimizer.defaults["fused"]
+    x = torch.randint(0, 90445, (1024, 3))
+    movielens(x).sum().backward()
+    optimizer.step()  # the fused kernel would refuse a sparse gradient
+    assert movielens.embedding.weight.grad.is_sparse

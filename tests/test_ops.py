@@ -1,0 +1,41 @@
+"""The hand-written gradients in afm.ops against autograd through the plain expressions they replace."""
+import pytest
+import torch
+
+from afm.ops import gather_rows, pairwise_sum
+
+
+def explicit_pairwise_sum(v):
+    m = v.shape[1]
+    return sum(v[:, i] * v[:, j] for i in range(m) for j in range(i + 1, m))
+
+
+def test_pairwise_sum_equals_the_explicit_pair_loop_in_value_and_gradient():
+    torch.manual_seed(0)
+    v = torch.randn(7, 5, 4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(pairwise_sum(v), explicit_pairwise_sum(v))
+    assert torch.autograd.gradcheck(pairwise_sum, (v,))
+    weights = torch.randn(7, 4, dtype=torch.float64)
+    ours = torch.autograd.grad((pairwise_sum(v) * weights).sum(), v)[0]
+    plain = torch.autograd.grad((explicit_pairwise_sum(v) * weights).sum(), v)[0]
+    torch.testing.assert_close(ours, plain)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gather_rows_matches_nn_embedding_in_value_and_gradient(sparse):
+    torch.manual_seed(0)
+    ours, plain = torch.nn.Embedding(30, 6, sparse=sparse), torch.nn.Embedding(30, 6, sparse=sparse)
+    plain.load_state_dict(ours.state_dict())
+    ids = torch.randint(0, 30, (16, 4))
+    ids[0] = ids[1]  # repeated rows must add up
+    weights = torch.randn(16, 4, 6)
+    out = gather_rows(ours, ids)
+    torch.testing.assert_close(out, plain(ids))
+    (out * weights).sum().backward()
+    (plain(ids) * weights).sum().backward()
+    assert ours.weight.grad.is_sparse == sparse
+    dense = ours.weight.grad.to_dense() if sparse else ours.weight.grad
+    torch.testing.assert_close(dense, plain.weight.grad.to_dense() if sparse else plain.weight.grad)
+    untouched = torch.ones(30, dtype=torch.bool)
+    untouched[ids.flatten()] = False
+    assert (dense[untouched] == 0).all() and (dense[~untouched] != 0).any()
