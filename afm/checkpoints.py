@@ -105,13 +105,24 @@ def _replace_directory(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+STALE_TEMPORARY_SECONDS = 3600  # a save fills its temporary in seconds; one this old lost its process
+
+
 def recover_interrupted(directory: Path) -> None:
-    """Restore a model moved aside by a save that was killed before its new version was in place."""
+    """Restore a model moved aside by a save that was killed before its new version was in place, and
+    remove the temporaries of killed saves (not recent ones: another process may be writing them)."""
     for old in Path(directory).glob(".*.old"):
         name = old.name[1:].rsplit(".", 2)[0]
         target = old.with_name(name)
         if not target.exists() and is_model_dir(old):
             os.rename(old, target)
+    for tmp in Path(directory).glob(".*.tmp"):
+        try:
+            stale = time.time() - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS
+        except FileNotFoundError:  # its save just finished
+            continue
+        if stale and tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_model_dir(path: Path) -> bool:

@@ -167,31 +167,39 @@ SETTINGS_SHOWN = ("optimizer", "lr", "batch_size", "embed_dim", "attention_facto
 
 
 def settings_table(results: dict) -> pd.DataFrame:
-    """FM's and AFM's settings in a results file beside the paper's preset for that data, and whether
-    they differ (a tuned run says so plainly); plus each model's best and last epoch."""
+    """FM's and AFM's settings in a results file beside the reference for that data, and whether they
+    differ (a tuned run says so plainly); plus each model's best and last epoch. The reference column is
+    "paper" for the paper's datasets and "preset" (our defaults) for other data, which the paper never ran."""
+    reference = _reference(results)
     rows = []
     for kind in ("fm", "afm"):
         record = results["models"][kind]
-        paper = hyperparameters(results["data"]["name"], kind)
+        preset = hyperparameters(results["data"]["name"], kind)
         for key in SETTINGS_SHOWN:
-            if key in record["settings"] and (key in paper or key == "p_start"):
-                ours, theirs = record["settings"][key], paper.get(key, "ones")
-                rows.append({"model": kind.upper(), "setting": key, "value": str(ours), "paper": str(theirs),
+            if key in record["settings"] and (key in preset or key == "p_start"):
+                ours, theirs = record["settings"][key], preset.get(key, "ones")
+                rows.append({"model": kind.upper(), "setting": key, "value": str(ours), reference: str(theirs),
                              "differs": ours != theirs})
         rows.append({"model": kind.upper(), "setting": "best epoch / epochs run",
-                     "value": f"{record['best_epoch']} / {record['epochs_run']}", "paper": "", "differs": False})
+                     "value": f"{record['best_epoch']} / {record['epochs_run']}", reference: "", "differs": False})
     return pd.DataFrame(rows)
 
 
 def settings_note(results: dict) -> str:
-    """One line: which settings of a results file are not the paper's, and why."""
+    """One line: which settings of a results file are not the reference's, and why."""
+    reference = _reference(results)
     table = settings_table(results)
     changed = table[table.differs]
+    theirs = "the paper's" if reference == "paper" else "our defaults"
     if changed.empty:
-        return "Settings: the paper's."
+        return f"Settings: {theirs}."
     why = "--quick, to run in minutes" if results.get("quick") else "chosen on validation"
-    return f"Settings other than the paper's ({why}): " + ", ".join(
-        f"{r.model} {r.setting} {r.value} (paper {r.paper})" for r in changed.itertuples())
+    return f"Settings other than {theirs} ({why}): " + ", ".join(
+        f"{r.model} {r.setting} {r.value} ({reference} {getattr(r, reference)})" for r in changed.itertuples())
+
+
+def _reference(results: dict) -> str:
+    return "paper" if results["data"]["name"] in TEST_RMSE else "preset"  # the paper's datasets
 
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"

@@ -77,3 +77,17 @@ def test_two_cli_processes_saving_to_one_registry_and_bit_for_bit_reproducibilit
     assert weights["fm-a"] == weights["fm-b"] != weights["fm-c"]
     meta = load_model(tmp_path / "fm-a").meta
     assert meta["device"] == "cpu" and {"torch", "numpy", "safetensors", "afm", "python"} <= set(meta["versions"])
+
+
+def test_listing_removes_temporaries_of_killed_saves_but_not_fresh_ones(tmp_path, trained_pair, synthetic):
+    from afm.checkpoints import STALE_TEMPORARY_SECONDS
+
+    save_model(trained_pair["fm"], tmp_path / "m", data=synthetic.describe())
+    stale, fresh = tmp_path / ".m.killed.tmp", tmp_path / ".m.writing.tmp"
+    for tmp in (stale, fresh):
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(b"half")  # what a killed save leaves
+    long_ago = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (long_ago, long_ago))
+    assert [e.name for e in list_models(tmp_path, include_builtin=False)] == ["m"]
+    assert not stale.exists() and fresh.exists()

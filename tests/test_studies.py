@@ -116,4 +116,16 @@ def test_settings_table_marks_what_differs_from_the_paper(tmp_path, small, fm_di
     table = settings_table(results).set_index(["model", "setting"])
     assert table.loc[("AFM", "attention_factor"), "differs"] and table.loc[("AFM", "attention_factor"), "value"] == "3"
     assert not table.loc[("AFM", "dropout"), "differs"]
-    assert "AFM attention_factor 3 (paper 16)" in settings_note(results) and "--quick" in settings_note(results)
+    # The paper never ran synthetic data: the reference there is our preset, and it says so.
+    assert "preset" in table.columns and "paper" not in table.columns
+    assert "AFM attention_factor 3 (preset 16)" in settings_note(results) and "--quick" in settings_note(results)
+    assert "our defaults" in settings_note(results)
+
+
+def test_settings_of_the_committed_frappe_run_are_compared_with_the_papers():
+    from afm.studies import committed_results, settings_note, settings_table
+
+    results = committed_results()["frappe-tuned"]
+    table = settings_table(results).set_index(["model", "setting"])
+    assert table.loc[("AFM", "attention_factor"), "paper"] == "256"  # the authors' Frappe t
+    assert "(paper 256)" in settings_note(results) and "chosen on validation" in settings_note(results)
