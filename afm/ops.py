@@ -1,6 +1,6 @@
 """Two operations with hand-written gradients, each measured faster on a CPU than autograd's own
 (`python -m afm bench`; the README has the figures). Both give the same values and gradients as the plain
-expressions they replace, which `tests/test_models.py` checks.
+expressions they replace, which `tests/test_ops.py` checks.
 
 - `gather_rows(table, ids)` is `table[ids]`. nn.Embedding's dense backward took twice as long as an
   `index_add_` of the same rows, and FM spends a quarter of its step there at batch >= 1024.

@@ -6,8 +6,8 @@ minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by 
 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
 sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`): Adagrad leaves rows with a zero
-gradient unchanged, so the result is the same, and MovieLens (90,445 features) at batch 1024 trained
-1.5-1.8x faster; elsewhere the fused dense optimizer was faster (README, `python -m afm bench`).
+gradient unchanged, so the result is the same, and MovieLens (90,445 features) at batch 1024-2048 trained
+1.3-2x faster; elsewhere the fused dense optimizer was faster (README, `python -m afm bench`).
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
 
 # Sparse embedding gradients pay for sorting a batch's ids, dense ones for a pass over the whole table.
 # On 2 CPU cores sparse won where a table has over 10 rows per id in a batch (MovieLens' 90,445 at batch
-# 1024-2048: 1.3-1.8x) and lost or tied below that (Frappe at batch 128: 0.6x; MovieLens at 4096: 0.8-1.0x).
+# 1024-2048: 1.3-2x) and lost or tied below that (Frappe at batch 128: 0.6x; MovieLens at 4096: 0.8-1.0x).
 SPARSE_ROWS_PER_ID = 10
 
 
