@@ -60,6 +60,11 @@ def _random_rows(sizes: list[int], n: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, sizes, size=(n, len(sizes)))
 
 
+def _field_offsets(sizes: list[int]) -> np.ndarray:
+    """Each field's first global feature id: per-field value ids + offsets = the ids our models take."""
+    return np.cumsum([0] + list(sizes[:-1]))
+
+
 def bench_data(data: str, data_dir=None) -> tuple[np.ndarray, list[int], str]:
     """(per-field value ids (N, m), field sizes, description). Frappe's train split where available."""
     if data == "frappe":
@@ -82,7 +87,7 @@ def _ours(case: Case, sizes: list[int], device: torch.device):
     n, m = sum(sizes), len(sizes)
     model = build_model(ModelConfig(case.model, n, m, EMBED_DIM, max(case.attention_factor, 1))).to(device)
     optimizer = build_optimizer(model, TrainConfig(batch_size=case.batch_size, lr=0.01), m, n)
-    offsets = torch.as_tensor(np.cumsum([0] + sizes[:-1]), device=device)
+    offsets = torch.as_tensor(_field_offsets(sizes), device=device)
     return model, optimizer, lambda ids: ids + offsets  # global feature ids
 
 
@@ -236,16 +241,16 @@ def _matmul_limit(case: Case, num_fields: int, windows: int, window_seconds: flo
     return alternated({"matmul": window}, windows)["matmul"]
 
 
-def distinct_pair_fraction(rows: np.ndarray, batch_size: int, batches: int = 20) -> float:
-    """Share of a batch's (row, pair) cells that are distinct feature pairs: what AFM computes per step."""
-    m = rows.shape[1]
-    first, second = np.triu_indices(m, 1)
-    rng = np.random.default_rng(0)
+def distinct_pair_fraction(rows: np.ndarray, sizes: list[int], batch_size: int, batches: int = 20) -> float:
+    """Share of a batch's (row, pair) cells that are distinct feature pairs: what AFM computes per step,
+    counted by the model's own `distinct_pairs`."""
+    model = build_model(ModelConfig("afm", sum(sizes), len(sizes), embed_dim=1, attention_factor=1))
+    ids = torch.as_tensor(rows + _field_offsets(sizes))
+    generator = torch.Generator().manual_seed(0)
     shares = []
     for _ in range(batches):
-        batch = rows[rng.integers(0, len(rows), batch_size)]
-        keys = batch[:, first] * 1_000_000 + batch[:, second] + np.arange(len(first)) * 10**12
-        shares.append(len(np.unique(keys)) / keys.size)
+        first, _, inverse = model.distinct_pairs(ids[torch.randint(0, len(ids), (batch_size,), generator=generator)])
+        shares.append(len(first) / inverse.numel())
     return float(np.mean(shares))
 
 
@@ -260,7 +265,7 @@ def explanation_latency(data_dir=None, runs: int = 5) -> dict:
     try:
         dataset = load_dataset("frappe", data_dir)
     except AFMError:
-        offsets = np.cumsum([0] + FRAPPE_FIELD_SIZES[:-1])
+        offsets = _field_offsets(FRAPPE_FIELD_SIZES)
         split = lambda n: Split(_random_rows(FRAPPE_FIELD_SIZES, n) + offsets,  # noqa: E731
                                 np.where(np.arange(n) % 3 == 0, 1.0, -1.0).astype(np.float32))
         dataset = Dataset("frappe-shaped", [f"f{i}" for i in range(10)],
@@ -370,7 +375,7 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
         "device": _device_name(device), "threads": torch.get_num_threads(), "libraries": status,
         "windows": windows, "window_seconds": window_seconds,
         "data": {name: description for name, (_, _, description) in data.items()},
-        "distinct_pair_fraction": {b: distinct_pair_fraction(data["frappe"][0], b) for b in (128, 1024, 4096)},
+        "distinct_pair_fraction": {b: distinct_pair_fraction(*data["frappe"][:2], b) for b in (128, 1024, 4096)},
         "training": pd.DataFrame(speed_rows), "memory": pd.DataFrame(memory_rows),
         "explanations": explanation_latency(data_dir, runs=3 if quick else 5),
     }

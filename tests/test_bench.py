@@ -23,9 +23,9 @@ def test_alternated_rotates_the_order_and_takes_medians():
 
 def test_distinct_pair_fraction():
     same = np.zeros((50, 4), dtype=np.int64)
-    assert bench.distinct_pair_fraction(same, 10, batches=3) == pytest.approx(1 / 10)  # one pair per column
+    assert bench.distinct_pair_fraction(same, [1, 1, 1, 1], 10, batches=3) == pytest.approx(1 / 10)  # one pair per column
     unique_rows = np.arange(4000).reshape(1000, 4)
-    fraction = bench.distinct_pair_fraction(unique_rows, 10, batches=3)
+    fraction = bench.distinct_pair_fraction(unique_rows, [4000] * 4, 10, batches=3)
     assert 0.8 < fraction <= 1.0  # only rows drawn twice repeat
 
 
