@@ -12,8 +12,8 @@ A pair's product and attention score depend only on its two features, and a batc
 often (Frappe's context fields have 2-9 values: at batch 1024 a third of the (row, pair) cells are
 distinct), so AFM computes each distinct feature pair once and gathers it back (`distinct_pairs`).
 
-Embedding lookups and FM's pair sum go through `afm.ops`, whose hand-written gradients were faster on a
-CPU than autograd's; the values are the same.
+Embedding lookups, pair products and FM's pair sum go through `afm.ops`, whose hand-written gradients
+were faster on a CPU than autograd's; the values are the same.
 
 AFM's three differences from FM are switches: `attention` (False: a_ij = 1/P, uniform),
 `learn_p` (False: p fixed to ones) and initialising from a trained FM (`load_fm_embeddings`).
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from afm.errors import AFMError
-from afm.ops import gather_rows, pairwise_sum
+from afm.ops import gather_rows, pair_products, pairwise_sum
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,8 @@ class _PairwiseModel(nn.Module):
         return unique // n, unique % n, inverse
 
     def pair_products(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """v_i * v_j for feature ids of the same shape: (...) -> (..., k)."""
-        v_first, v_second = gather_rows(self.embedding, torch.stack((first, second)))  # one gradient per step
-        return v_first * v_second
+        """v_i * v_j for two (U,) feature id tensors: (U, k)."""
+        return pair_products(self.embedding, first, second)
 
     def projection(self) -> torch.Tensor:
         raise NotImplementedError

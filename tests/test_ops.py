@@ -1,8 +1,10 @@
 """The hand-written gradients in afm.ops against autograd through the plain expressions they replace."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from afm.ops import gather_rows, pairwise_sum
+from afm.ops import gather_rows, pair_products, pairwise_sum
 
 
 def explicit_pairwise_sum(v):
@@ -39,3 +41,27 @@ def test_gather_rows_matches_nn_embedding_in_value_and_gradient(sparse):
     untouched = torch.ones(30, dtype=torch.bool)
     untouched[ids.flatten()] = False
     assert (dense[untouched] == 0).all() and (dense[~untouched] != 0).any()
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_pair_products_match_the_plain_product_in_value_and_gradient(sparse):
+    torch.manual_seed(0)
+    ours, plain = torch.nn.Embedding(30, 6, sparse=sparse), torch.nn.Embedding(30, 6, sparse=sparse)
+    plain.load_state_dict(ours.state_dict())
+    first, second = torch.randint(0, 30, (40,)), torch.randint(0, 30, (40,))
+    second[:3] = first[:3]  # a feature paired with itself: both sides' gradients land on one row
+    weights = torch.randn(40, 6)
+    out = pair_products(ours, first, second)
+    torch.testing.assert_close(out, plain(first) * plain(second))
+    (out * weights).sum().backward()
+    (plain(first) * plain(second) * weights).sum().backward()
+    assert ours.weight.grad.is_sparse == sparse
+    to_dense = (lambda g: g.to_dense()) if sparse else (lambda g: g)
+    torch.testing.assert_close(to_dense(ours.weight.grad), to_dense(plain.weight.grad))
+
+
+def test_pair_products_pass_gradcheck():
+    table = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    first, second = torch.tensor([0, 2, 2, 5, 8]), torch.tensor([1, 2, 7, 5, 0])
+    as_embedding = lambda weight: SimpleNamespace(weight=weight, sparse=False)  # what pair_products reads
+    assert torch.autograd.gradcheck(lambda weight: pair_products(as_embedding(weight), first, second), (table,))
