@@ -263,8 +263,9 @@ def cmd_bench(args) -> int:
     results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr),
                   device=args.device)
     missing = {name: why for name, why in results["libraries"].items() if why}
+    data = "; ".join(f"{k}: {v}" for k, v in results["data"].items())
     print(f"training on {results['device']}, torch threads {results['threads']}; medians of {results['windows']} "
-          f"alternated windows of ~{results['window_seconds']} s; data: " + "; ".join(f"{k}: {v}" for k, v in results["data"].items()))
+          f"alternated windows of ~{results['window_seconds']} s; data: {data}")
     for name, why in missing.items():
         print(f"skipped {name} ({why}); pip install -r requirements-bench.txt")
     print("training samples/s (Adagrad, k=256, squared loss, no dropout):")

@@ -14,6 +14,20 @@ from __future__ import annotations
 import torch
 
 
+def _table_gradient(shape: torch.Size, sparse: bool, *ids_and_rows: tuple[torch.Tensor, torch.Tensor]):
+    """A table's gradient from (ids, rows) parts: rows added at their ids. Sparse: uncoalesced rows, as
+    nn.Embedding(sparse=True) gives them (valid ids: the forward indexed them). Dense: one `index_add_`
+    per part into zeros, with no concatenation of the parts."""
+    if sparse:
+        ids, rows = zip(*ids_and_rows)
+        ids, rows = (torch.cat(ids), torch.cat(rows)) if len(ids_and_rows) > 1 else (ids[0], rows[0])
+        return torch.sparse_coo_tensor(ids.unsqueeze(0), rows, shape, check_invariants=False)
+    grad = ids_and_rows[0][1].new_zeros(shape)
+    for ids, rows in ids_and_rows:
+        grad.index_add_(0, ids, rows)
+    return grad
+
+
 class _GatherRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table: torch.Tensor, ids: torch.Tensor, sparse: bool) -> torch.Tensor:
@@ -24,11 +38,8 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (ids,) = ctx.saved_tensors
-        flat_ids, rows = ids.reshape(-1), grad.reshape(-1, ctx.table_shape[1])
-        if ctx.sparse:  # as nn.Embedding(sparse=True) gives it: uncoalesced rows (valid ids: forward indexed them)
-            sparse = torch.sparse_coo_tensor(flat_ids.unsqueeze(0), rows, ctx.table_shape, check_invariants=False)
-            return sparse, None, None
-        return grad.new_zeros(ctx.table_shape).index_add_(0, flat_ids, rows), None, None
+        rows = grad.reshape(-1, ctx.table_shape[1])
+        return _table_gradient(ctx.table_shape, ctx.sparse, (ids.reshape(-1), rows)), None, None
 
 
 def gather_rows(embedding: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
@@ -38,7 +49,7 @@ def gather_rows(embedding: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tenso
 
 class _PairProducts(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, table: torch.Tensor, first: torch.Tensor, second: torch.Tensor, sparse: bool) -> torch.Tensor:
+    def forward(ctx, table: torch.Tensor, first: torch.Tensor, second: torch.Tensor, sparse: bool):
         v_first, v_second = table.index_select(0, first), table.index_select(0, second)
         ctx.save_for_backward(first, second, v_first, v_second)
         ctx.table_shape, ctx.sparse = table.shape, sparse
@@ -47,12 +58,8 @@ class _PairProducts(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         first, second, v_first, v_second = ctx.saved_tensors
-        grad_first, grad_second = grad * v_second, grad * v_first
-        if ctx.sparse:
-            ids, rows = torch.cat((first, second)).unsqueeze(0), torch.cat((grad_first, grad_second))
-            return torch.sparse_coo_tensor(ids, rows, ctx.table_shape, check_invariants=False), None, None, None
-        table_grad = grad.new_zeros(ctx.table_shape)
-        return table_grad.index_add_(0, first, grad_first).index_add_(0, second, grad_second), None, None, None
+        parts = (first, grad * v_second), (second, grad * v_first)  # d(v_i * v_j)/dv_i = v_j, and back
+        return _table_gradient(ctx.table_shape, ctx.sparse, *parts), None, None, None
 
 
 def pair_products(embedding: torch.nn.Embedding, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
