@@ -1,15 +1,16 @@
-"""AFM Explorer: `streamlit run app.py`. This is the Home page; the other pages are in pages/. Every page
-calls `afm/` for its numbers and charts and computes nothing itself."""
+"""AFM Explorer: `streamlit run app.py`. The page list lives here (st.navigation); Home is drawn here, the
+other pages are in app_pages/ (a folder named pages/ beside this file would switch Streamlit back to its
+older multipage mode, which ignores st.navigation on a deep link). Every page calls `afm/` for its numbers
+and charts and computes nothing itself."""
 import streamlit as st
 
 from afm.explain import decompose
 from afm.registry import registry_table
 from afm.statistics import describe_spread
-from ui import PAGES, entries, friendly_errors, load_entry, setup, show_table
+from ui import entries, friendly_errors, load_entry, show_registry_problems, show_table, sidebar
 
 
 def home():
-    selection = setup("Home")
     st.title("AFM Explorer")
     st.markdown(
         "Which feature interactions matter? A **factorization machine** (FM) sums every pair of features with "
@@ -18,7 +19,7 @@ def home():
     st.latex(r"\hat y = w_0 + \sum_i w_i + p^\top \sum_{i<j} a_{ij}\,(v_i \odot v_j), \qquad "
              r"a_{ij} = \operatorname{softmax}_{(i,j)}\; h^\top \mathrm{ReLU}(W (v_i \odot v_j) + b)")
     with friendly_errors():
-        model, dataset, _ = load_entry(selection.afm)
+        model, dataset, _ = load_entry(st.session_state["selection"].afm)
         if model is not None:
             parts = decompose(model.model, dataset, "test", 0)
             top = parts["pairs"][0]
@@ -34,10 +35,32 @@ def home():
                        f"{top['attention']:.3f} times interaction {top['interaction']:+.3f} = {top['contribution']:+.3f}. "
                        "FM would give every pair weight 1.")
     st.subheader("What each page answers")
-    for script, title, icon, question in PAGES[1:]:
-        st.page_link(script, label=f"**{title}**: {question}", icon=icon)
+    for page, question in PAGES[1:]:
+        st.page_link(page, label=f"**{page.title}**: {question}", icon=page.icon)
     st.subheader("Models in the registry")
+    show_registry_problems()
     show_table(registry_table(entries()), "models", "Saved models, newest first; shipped models last.")
 
 
-home()
+PAGES = [  # (page, the question it answers)
+    (st.Page(home, title="Home", icon=":material/home:", default=True),
+     "What are FM and AFM, and which models are here?"),
+    (st.Page("app_pages/1_Train.py", title="Train", icon=":material/model_training:", url_path="Train"),
+     "Train FM or AFM on synthetic data, Frappe, MovieLens or your own CSV; manage saved models."),
+    (st.Page("app_pages/2_Instance_explorer.py", title="Instance explorer", icon=":material/search:",
+             url_path="Instance_explorer"),
+     "Why did the model predict this? Attention, the exact decomposition, ablation, what-if."),
+    (st.Page("app_pages/3_FM_vs_AFM.py", title="FM vs AFM", icon=":material/compare_arrows:", url_path="FM_vs_AFM"),
+     "Is AFM really better here, by how much, and for which instances?"),
+    (st.Page("app_pages/4_Attention_across_datasets.py", title="Attention across datasets", icon=":material/grid_on:",
+             url_path="Attention_across_datasets"),
+     "How sharp is attention, which pairs does it favour, and can it be trusted?"),
+    (st.Page("app_pages/5_Planted_interactions.py", title="Planted interactions", icon=":material/school:",
+             url_path="Planted_interactions"),
+     "Plant the interactions yourself, train in seconds, and see whether attention finds them."),
+]
+
+st.set_page_config(page_title="AFM Explorer", page_icon=":material/hub:", layout="wide")
+page = st.navigation([p for p, _ in PAGES])
+st.session_state["selection"] = sidebar()
+page.run()

@@ -1,7 +1,7 @@
-"""The Streamlit glue every page shares: page set-up with the navigation and the model choice in the
-sidebar, cached loading of models, data and explanations, and helpers that show charts (PNG download in
-the chart toolbar) and tables (CSV download). Computation stays in `afm/`; this module only caches and
-arranges. It lives beside app.py, not in pages/, because Streamlit makes every file in pages/ a page."""
+"""The Streamlit glue every page shares: the model choice in the sidebar, the selected FM/AFM pair with its
+data (`selected_pair`), cached loading of models, data and explanations, and helpers that show charts
+(PNG download in the chart toolbar) and tables (CSV download). Computation stays in `afm/`; this module
+only caches and arranges. app.py holds the page list (st.navigation)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from afm.compare import paired_errors
 from afm.data import Dataset, load_dataset
 from afm.errors import AFMError
 from afm.explain import SplitExplanation, explain_split
-from afm.registry import ModelEntry, list_models, models_dir
+from afm.registry import ModelEntry, models_dir, scan_models
 
 PENDING = "pending_selection"  # a page asks the sidebar to select models on the next run
 
@@ -78,30 +78,58 @@ class Selection:
 
 
 def entries() -> list[ModelEntry]:
-    return list_models(models_dir())
+    return scan_models(models_dir())[0]
 
 
-PAGES = [  # (script, title, icon, the question it answers)
-    ("app.py", "Home", ":material/home:", "What are FM and AFM, and which models are here?"),
-    ("pages/1_Train.py", "Train", ":material/model_training:",
-     "Train FM or AFM on synthetic data, Frappe, MovieLens or your own CSV; manage saved models."),
-    ("pages/2_Instance_explorer.py", "Instance explorer", ":material/search:",
-     "Why did the model predict this? Attention, the exact decomposition, ablation, what-if."),
-    ("pages/3_FM_vs_AFM.py", "FM vs AFM", ":material/compare_arrows:",
-     "Is AFM really better here, by how much, and for which instances?"),
-    ("pages/4_Attention_across_datasets.py", "Attention across datasets", ":material/grid_on:",
-     "How sharp is attention, which pairs does it favour, and can it be trusted?"),
-    ("pages/5_Planted_interactions.py", "Planted interactions", ":material/school:",
-     "Plant the interactions yourself, train in seconds, and see whether attention finds them."),
-]
+def show_registry_problems() -> None:
+    """Model directories that could not be read are skipped; say which, and why, without stopping."""
+    problems = scan_models(models_dir())[1]
+    if problems:
+        st.warning(f"{len(problems)} model folder(s) could not be read and are not listed: " + "; ".join(problems[:3])
+                   + ("; ..." if len(problems) > 3 else ""))
 
 
-def setup(title: str) -> Selection:
-    """Start a page: configuration, navigation, and the sidebar's model choice (kept across pages)."""
-    st.set_page_config(page_title=f"{title} · AFM Explorer", page_icon=":material/hub:", layout="wide")
-    for script, label, icon, _ in PAGES:
-        st.sidebar.page_link(script, label=label, icon=icon)
-    return sidebar()
+def selection() -> Selection:
+    """The FM and AFM chosen in the sidebar (app.py draws it before every page)."""
+    return st.session_state.get("selection") or Selection(None, None)
+
+
+@dataclass
+class ModelPair:
+    """The selected FM and AFM, loaded once with the data they were trained on; pages ask it for models,
+    errors and explanations instead of loading each themselves."""
+
+    fm: LoadedModel | None
+    afm: LoadedModel | None
+    dataset: Dataset | None  # AFM's data, else FM's
+    fm_key: str | None
+    afm_key: str | None
+    same_data: bool  # both selected and trained on the same rows
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The model a single-model view explains: AFM where there is one."""
+        return self.afm if self.afm is not None else self.fm
+
+    @property
+    def model_key(self) -> str | None:
+        return self.afm_key if self.afm is not None else self.fm_key
+
+    def errors(self, split: str) -> pd.DataFrame:
+        return cached_errors(self.fm_key, self.afm_key, split, self.fm.model, self.afm.model, self.dataset)
+
+    def explanation(self, split: str, which: str | None = None) -> SplitExplanation:
+        loaded, key = (self.fm, self.fm_key) if which == "fm" else (self.model, self.model_key)
+        return cached_explanation(key, split, loaded.model, self.dataset)
+
+
+def selected_pair() -> ModelPair:
+    """The sidebar's FM and AFM with their data. FM's data is used when only FM is chosen."""
+    chosen = selection()
+    fm, fm_data, fm_key = load_entry(chosen.fm)
+    afm, afm_data, afm_key = load_entry(chosen.afm)
+    same = fm is not None and afm is not None and fm_data.fingerprint == afm_data.fingerprint
+    return ModelPair(fm, afm, afm_data if afm is not None else fm_data, fm_key, afm_key, same)
 
 
 def _choose(label: str, options: list[str], store: str, **kw) -> str | None:

@@ -10,11 +10,13 @@ import os
 import sys
 import warnings
 
-from afm import distributed
+from afm import distributed, settings
 from afm.allocator import retain_freed_memory
 from afm.errors import AFMError
 
 EXIT_USAGE = 2
+TRAIN_SETTINGS = [s.name for s in settings.SETTINGS if s.name not in ("seed", "freeze_fm")]
+TUNING_SETTINGS = ["optimizer", "lr", "attention_factor", "l2_attention", "dropout"]  # reproduce and ablate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,17 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_tuning(p):
-    tuning = p.add_argument_group("settings other than the paper's (choose them on validation, never test)")
-    tuning.add_argument("--optimizer", choices=("adagrad", "adam"))
-    tuning.add_argument("--lr", type=float)
-    tuning.add_argument("--attention-factor", type=int, help="AFM's t")
-    tuning.add_argument("--l2-attention", type=float, help="AFM's lambda")
-    tuning.add_argument("--dropout", type=float, help="AFM's dropout on the pooled vector")
-
-
-def _tuning(args) -> dict:
-    return {"optimizer": args.optimizer, "lr": args.lr, "dropout": args.dropout,
-            "attention_factor": args.attention_factor, "l2_attention": args.l2_attention}
+    settings.add_flags(p, TUNING_SETTINGS, "settings other than the paper's (choose them on validation, never test)")
 
 
 def _add_data_dir(p):
@@ -49,23 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=("fm", "afm"), default="afm")
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument("--target", help="target column of a CSV file")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--optimizer", choices=("adagrad", "adam"))
-    t.add_argument("--embed-dim", type=int, help="k, the embedding size")
-    t.add_argument("--attention-factor", type=int, help="t, the attention network's hidden size (AFM)")
-    t.add_argument("--dropout", type=float, help="dropout on the pooled interaction vector")
-    t.add_argument("--attention-dropout", type=float, help="dropout on the attention weights (AFM)")
-    t.add_argument("--l2-attention", type=float, help="lambda, L2 penalty on the attention weights W (AFM)")
-    t.add_argument("--uniform-attention", action="store_true", help="AFM ablation: fix every a_ij to 1/pairs")
-    t.add_argument("--fixed-p", action="store_true", help="AFM ablation: fix the projection p to ones")
+    t.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
     t.add_argument("--pretrain", metavar="FM_DIR", help="start AFM from this trained FM's embeddings")
-    t.add_argument("--p-start", choices=("ones", "pairs"), help="with --pretrain: start p at ones (the authors') "
-                   "or at the number of pairs (AFM then starts exactly as the FM)")
-    t.add_argument("--patience", type=int, help="epochs without validation gain before stopping (0: never)")
-    t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-    t.add_argument("--seed", type=int, default=0)
+    settings.add_flags(t, TRAIN_SETTINGS + ["freeze_fm"], "settings (default: the preset for the data)")
+    t.add_argument("--seed", type=int, default=0, help=settings.BY_NAME["seed"].help + " (also of the data split)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
 
@@ -90,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fm", metavar="FM_DIR", help="reuse this trained FM instead of training one")
     r.add_argument("--epochs", type=int, help="cap the epochs (default: the paper's 100, with early stopping)")
     r.add_argument("--keep-models", metavar="DIR", help="also save the FM and AFM in this directory")
-    r.add_argument("--p-start", choices=("ones", "pairs"), default="ones",
-                   help="AFM's p at the start: ones (the authors') or the number of pairs")
-    r.add_argument("--device", default="auto")
+    settings.add_flags(r, ["p_start", "device"])
     _add_tuning(r)
     _add_data_dir(r)
 
@@ -100,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dataset", required=True, help="frappe, movielens or synthetic")
     a.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
     a.add_argument("--out", help="results file (default: results/ablation-DATASET[-quick].json)")
-    a.add_argument("--device", default="auto")
+    settings.add_flags(a, ["device"])
     a.add_argument("--fm", metavar="FM_DIR", help="start every AFM from this trained FM instead of training one")
     a.add_argument("--epochs", type=int, help="cap the epochs of every model")
     _add_tuning(a)
@@ -109,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="training speed beside DeepCTR-Torch and pytorch-fm; explanation latency; memory")
     b.add_argument("--quick", action="store_true", help="the main cases only, short windows: under 5 minutes")
     b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
-    b.add_argument("--device", default="auto", help="where training is timed: auto (a GPU if any), cpu, cuda")
+    settings.add_flags(b, ["device"])
     _add_data_dir(b)
 
     d = sub.add_parser("datasets", help="what data is available here and how to get the rest")
@@ -123,30 +100,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_dir(out: str, overwrite: bool) -> None:
+    """Before any work: --out must be a place a model directory can be written."""
+    from pathlib import Path
+
+    from afm.checkpoints import is_model_dir
+
+    path = Path(out)
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise AFMError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise AFMError(f"--out {out}: {parent} is not writable")
+    if path.exists() or path.is_symlink():
+        if not is_model_dir(path):
+            raise AFMError(f"--out {out} exists and is not a model directory; choose another --out")
+        if not overwrite:
+            raise AFMError(f"--out {out} already holds a model; choose another --out or pass --overwrite")
+
+
 def cmd_train(args) -> int:
     from afm.data import load_dataset
     from afm.workflows import train_and_save
 
+    overrides = settings.from_args(args, TRAIN_SETTINGS + ["freeze_fm", "seed"])
+    wrong = [settings.BY_NAME[n].cli_flag for n, v in overrides.items() if v is not None
+             and not settings.applies(n, args.model)] + (["--pretrain"] if args.pretrain and args.model == "fm" else [])
+    if wrong:
+        raise AFMError(f"{', '.join(wrong)} apply to --model afm")
+    for name, value in overrides.items():  # bad values are refused before the data is read
+        if value is not None:
+            settings.BY_NAME[name].check(value)
+    check_output_dir(args.out, args.overwrite)
     dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed)
-    overrides = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-        "embed_dim": args.embed_dim, "attention_factor": args.attention_factor, "dropout": args.dropout,
-        "attention_dropout": args.attention_dropout, "l2_attention": args.l2_attention, "patience": args.patience,
-        "device": args.device, "seed": args.seed,
-        "attention": False if args.uniform_attention else None, "learn_p": False if args.fixed_p else None,
-        "p_start": args.p_start,
-    }
-    if args.model == "fm" and (args.uniform_attention or args.fixed_p or args.pretrain):
-        raise AFMError("--uniform-attention, --fixed-p and --pretrain apply to --model afm")
     log = print if distributed.is_main() else (lambda *a, **k: None)
     log(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
-          + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()), file=sys.stderr)
+        + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()))  # stdout: stderr is for the one error line
     if dataset.notes:
-        log(f"note: {dataset.notes}", file=sys.stderr)
-    _, result, path = train_and_save(dataset, args.model, args.out, overrides, args.pretrain,
-                                     show_progress=not args.quiet and sys.stderr.isatty())
+        log(f"note: {dataset.notes}")
+    trained = train_and_save(dataset, args.model, args.out, overrides, args.pretrain, overwrite=args.overwrite,
+                             show_progress=not args.quiet and sys.stderr.isatty())
     if not distributed.is_main():
         return 0  # rank 0 saves and reports
+    if trained.diverged:
+        raise AFMError(trained.divergence_message())
+    result, path = trained.result, trained.path
     best = result.history[result.best_epoch]
     print(f"{args.model.upper()} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
           f"{result.device}): train RMSE {best['train_rmse']:.4f}, validation RMSE {best['validation_rmse']:.4f}")
@@ -206,17 +204,17 @@ def cmd_explain(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from afm.data import load_dataset
-    from afm.studies import reproduce, results_table
+    from afm.experiments.reproduce import reproduce
+    from afm.experiments.results import results_table, write_results
 
     if args.dataset not in ("frappe", "movielens", "synthetic"):
         raise AFMError(f"reproduce takes frappe, movielens or synthetic, not {args.dataset!r}")
     dataset = load_dataset(args.dataset, args.data_dir)
-    results = reproduce(dataset, quick=args.quick, device=args.device, studies=args.studies,
+    results = reproduce(dataset, quick=args.quick, device=args.device or "auto", studies=args.studies,
                         log=lambda line: print(line, file=sys.stderr), fm_dir=args.fm, epochs=args.epochs,
-                        keep_models=args.keep_models, p_start=args.p_start,
-                        afm_overrides=_tuning(args))
-    out = args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json"
-    _write_json(results, out)
+                        keep_models=args.keep_models, p_start=args.p_start or "ones",
+                        afm_overrides=settings.from_args(args, TUNING_SETTINGS))
+    out = write_results(results, args.out or f"results/{args.dataset}{'-quick' if args.quick else ''}.json")
     comparison = {row["metric"]: row for row in results["comparison"]}["rmse"]
     print(results_table(results).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"AFM vs FM test RMSE: {comparison['relative']:+.1%} (95% interval of the difference "
@@ -226,29 +224,19 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def _write_json(results: dict, out) -> None:
-    from pathlib import Path
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    tmp.replace(out)
-
-
 def cmd_ablate(args) -> int:
-    from afm.ablation import ablate, ablation_table, stability_table
     from afm.data import load_dataset
+    from afm.experiments.ablation import ablate
+    from afm.experiments.results import ablation_table, stability_table, write_results
 
     if args.dataset not in ("frappe", "movielens", "synthetic"):
         raise AFMError(f"ablate takes frappe, movielens or synthetic, not {args.dataset!r}")
     dataset = load_dataset(args.dataset, args.data_dir)
-    tuning = _tuning(args)
-    results = ablate(dataset, quick=args.quick, device=args.device, log=lambda line: print(line, file=sys.stderr),
+    tuning = settings.from_args(args, TUNING_SETTINGS)
+    results = ablate(dataset, quick=args.quick, device=args.device or "auto", log=lambda line: print(line, file=sys.stderr),
                      fm_dir=args.fm, epochs=args.epochs,
                      optimizer={k: tuning.pop(k) for k in ("optimizer", "lr")}, afm_overrides=tuning)
-    out = args.out or f"results/ablation-{args.dataset}{'-quick' if args.quick else ''}.json"
-    _write_json(results, out)
+    out = write_results(results, args.out or f"results/ablation-{args.dataset}{'-quick' if args.quick else ''}.json")
     columns = ["model", "test_rmse", "relative_vs_fm", "ci_low", "ci_high", "relative_entropy", "max_min_ratio", "cv"]
     print(ablation_table(results).reindex(columns=columns).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print("explanation stability (Spearman of global pair importances):")
@@ -261,7 +249,7 @@ def cmd_bench(args) -> int:
     from afm.bench import headline_line, run
 
     results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr),
-                  device=args.device)
+                  device=args.device or "auto")
     missing = {name: why for name, why in results["libraries"].items() if why}
     data = "; ".join(f"{k}: {v}" for k, v in results["data"].items())
     print(f"training on {results['device']}, torch threads {results['threads']}; medians of {results['windows']} "
@@ -278,7 +266,7 @@ def cmd_bench(args) -> int:
     print(f"explanations ({ex['data']}, {ex['test_rows']} test rows, k=t=256): one instance "
           f"{ex['one_instance_ms']:.1f} ms; every global statistic of the test split {ex['whole_test_split_s']:.2f} s")
     if args.app:
-        from afm.bench_app import app_timings
+        from afm.bench.app import app_timings
 
         for name, seconds in app_timings(rounds=2 if args.quick else 5).items():
             print(f"app {name}: {seconds:.2f} s")
@@ -316,6 +304,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow notes: the checks say what matters
         return _run(args)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from afm.data.dataset import Dataset
+from afm.metrics import clipped, weighted_rmse_mae
 from afm.paper import paper_table
 from afm.training import predict
 
@@ -13,19 +14,11 @@ from afm.training import predict
 def paired_errors(fm, afm, dataset: Dataset, split: str = "test") -> pd.DataFrame:
     """One row per instance: label, both clipped predictions and both errors (prediction - label)."""
     data = dataset.splits[split]
-    lo, hi = dataset.label_range
-    fm_pred = np.clip(predict(fm, data.x), lo, hi).astype(np.float64)
-    afm_pred = np.clip(predict(afm, data.x), lo, hi).astype(np.float64)
     y = data.y.astype(np.float64)
+    fm_pred = clipped(predict(fm, data.x), dataset.label_range).astype(np.float64)
+    afm_pred = clipped(predict(afm, data.x), dataset.label_range).astype(np.float64)
     return pd.DataFrame({"row": np.arange(len(y)), "label": y, "fm_prediction": fm_pred, "afm_prediction": afm_pred,
                          "fm_error": fm_pred - y, "afm_error": afm_pred - y})
-
-
-def _rmse_mae(sq: np.ndarray, ab: np.ndarray, weights: np.ndarray | None = None):
-    if weights is None:
-        return np.sqrt(sq.mean()), ab.mean()
-    n = weights.sum(1)
-    return np.sqrt(weights @ sq / n), weights @ ab / n
 
 
 def bootstrap_comparison(errors: pd.DataFrame, samples: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
@@ -37,12 +30,12 @@ def bootstrap_comparison(errors: pd.DataFrame, samples: int = 1000, seed: int = 
     diffs = {"rmse": [], "mae": []}
     for start in range(0, samples, 100):  # resampling counts, 100 bootstrap samples at a time
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(100, samples - start)).astype(np.float64)
-        fm_r, fm_m = _rmse_mae(fm_e ** 2, np.abs(fm_e), counts)
-        afm_r, afm_m = _rmse_mae(afm_e ** 2, np.abs(afm_e), counts)
+        fm_r, fm_m = weighted_rmse_mae(fm_e, counts)
+        afm_r, afm_m = weighted_rmse_mae(afm_e, counts)
         diffs["rmse"].append(afm_r - fm_r)
         diffs["mae"].append(afm_m - fm_m)
-    fm_r, fm_m = _rmse_mae(fm_e ** 2, np.abs(fm_e))
-    afm_r, afm_m = _rmse_mae(afm_e ** 2, np.abs(afm_e))
+    fm_r, fm_m = weighted_rmse_mae(fm_e)
+    afm_r, afm_m = weighted_rmse_mae(afm_e)
     tail = (1 - level) / 2
     rows = []
     for metric, fm_v, afm_v in (("rmse", fm_r, afm_r), ("mae", fm_m, afm_m)):

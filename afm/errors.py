@@ -12,10 +12,3 @@ class DataError(AFMError):
 class CheckpointError(AFMError):
     """A model directory is not ours, is incomplete, or does not match its config."""
 
-
-class TrainingDiverged(AFMError):
-    """The loss became NaN or infinite. `result` holds the best model state reached before that."""
-
-    def __init__(self, message: str, result=None):
-        super().__init__(message)
-        self.result = result

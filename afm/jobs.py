@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from afm.data.dataset import Dataset
-from afm.errors import AFMError, TrainingDiverged
+from afm.errors import AFMError
 from afm.workflows import train_and_save
 
 
@@ -67,14 +67,14 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
-            _, result, path = train_and_save(self.dataset, self.kind, self.out, self.overrides, self.pretrain_dir,
-                                             on_progress=self._progress, should_stop=self._stop.is_set)
-            status, message = "finished", (f"{result.stop_reason}: best epoch {result.best_epoch}, validation RMSE "
-                                           f"{result.best_validation_rmse:.4f}")
-            history = result.history
-        except TrainingDiverged as exc:
-            status, message, path = "failed", str(exc), self.out if self.out.exists() else None
-            history = exc.result.history if exc.result else []
+            trained = train_and_save(self.dataset, self.kind, self.out, self.overrides, self.pretrain_dir,
+                                     on_progress=self._progress, should_stop=self._stop.is_set)
+            result, path, history = trained.result, trained.path, trained.result.history
+            if trained.diverged:
+                status, message = "failed", trained.divergence_message()
+            else:
+                status, message = "finished", (f"{result.stop_reason}: best epoch {result.best_epoch}, validation "
+                                               f"RMSE {result.best_validation_rmse:.4f}")
         except AFMError as exc:
             status, message, path, history = "failed", str(exc), None, []
         except Exception as exc:  # keep the interface alive; say what broke

@@ -5,7 +5,8 @@ import os
 
 from afm.errors import AFMError
 
-FLOAT_BYTES = 4
+FLOAT_BYTES, ID_BYTES = 4, 8
+OPTIMIZER_COPIES = 4  # a parameter, its gradient and up to two optimizer states (Adam)
 
 
 def available_memory() -> int | None:
@@ -16,22 +17,36 @@ def available_memory() -> int | None:
         return None
 
 
-def training_bytes(num_features: int, num_fields: int, embed_dim: int, attention_factor: int, batch_size: int,
-                   rows: int) -> int:
-    """A generous estimate of training memory: parameters with gradients and optimiser state (x4), the
-    batch's pair tensors (products, attention hidden layer, their gradients) and the data itself."""
-    pairs = num_fields * (num_fields - 1) // 2
-    parameters = num_features * (embed_dim + 1) * FLOAT_BYTES * 4
-    per_batch = batch_size * pairs * (2 * embed_dim + 2 * attention_factor) * FLOAT_BYTES * 2
-    data = rows * (num_fields * 8 + 4)
+def training_bytes(config, batch_size: int, rows: int) -> int:
+    """A generous estimate of what training `config` (an afm.models.ModelConfig) allocates: parameters
+    with gradient and optimizer state, the batch tensors each model really builds, and the data.
+
+    FM pools in O(m k) per row. AFM builds, per (row, pair) cell at most, the pair product (k), the
+    attention hidden layer (t), the gathered products for pooling (k) and their gradients."""
+    k, t, m, pairs = config.embed_dim, config.attention_factor, config.num_fields, config.num_pairs
+    parameters = config.parameter_count() * FLOAT_BYTES * OPTIMIZER_COPIES
+    if config.kind == "fm":
+        per_batch = batch_size * m * k * FLOAT_BYTES * 4  # gathered embeddings, their gradient, products
+    else:
+        per_cell = 2 * k + (t if config.attention else 0) + 2 + 3  # products, hidden, attention, ids
+        per_batch = batch_size * pairs * per_cell * FLOAT_BYTES * 2
+    data = rows * (m * ID_BYTES + FLOAT_BYTES)
     return parameters + per_batch + data
 
 
-def check_fits(num_features: int, num_fields: int, embed_dim: int, attention_factor: int, batch_size: int,
-               rows: int, available: int | None = None) -> None:
-    needed = training_bytes(num_features, num_fields, embed_dim, attention_factor, batch_size, rows)
+def check_fits(config, batch_size: int, rows: int, available: int | None = None) -> None:
+    needed = training_bytes(config, batch_size, rows)
     available = available_memory() if available is None else available
     if available is not None and needed > available:
         raise AFMError(f"training would need about {needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is "
-                       f"available ({num_features:,} features x {num_fields} fields, k={embed_dim}, t={attention_factor}, "
-                       f"batch {batch_size}); use a smaller batch size or embedding size, or fewer features")
+                       f"available ({config.num_features:,} features x {config.num_fields} fields, "
+                       f"k={config.embed_dim}" + (f", t={config.attention_factor}" if config.kind == "afm" else "")
+                       + f", batch {batch_size}); use a smaller batch size or embedding size, or fewer features")
+
+
+def check_allocation(count: int, what: str, item_bytes: int = ID_BYTES, available: int | None = None) -> None:
+    """Refuse an array of `count` items before allocating it, where it would not fit in memory."""
+    available = available_memory() if available is None else available
+    if available is not None and count * item_bytes > available:
+        raise AFMError(f"{what} would need {count * item_bytes / 2**30:.1f} GiB but {available / 2**30:.1f} GiB "
+                       "is available")

@@ -9,41 +9,72 @@ contribution a_ij * p^T(v_i*v_j) per pair: `parts()` returns that split. `forwar
 used for training, with dropout where the authors put it (attention output, pooled interaction vector).
 
 A pair's product and attention score depend only on its two features, and a batch repeats feature pairs
-often (Frappe's context fields have 2-9 values: at batch 1024 a third of the (row, pair) cells are
-distinct), so AFM computes each distinct feature pair once and gathers it back (`distinct_pairs`).
+often, so AFM computes each distinct feature pair once and gathers it back (`distinct_pairs`).
 
 Embedding lookups, pair products and FM's pair sum go through `afm.ops`, whose hand-written gradients
-were faster on a CPU than autograd's; the values are the same.
+were faster on a CPU than autograd's (README, Performance); the values are the same.
 
 AFM's three differences from FM are switches: `attention` (False: a_ij = 1/P, uniform),
 `learn_p` (False: p fixed to ones) and initialising from a trained FM (`load_fm_embeddings`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from afm import settings
 from afm.errors import AFMError
 from afm.ops import gather_rows, pair_products, pairwise_sum
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """What a model is; each setting's meaning, bounds and default are in `afm.settings`."""
+
     kind: str  # "fm" or "afm"
     num_features: int
     num_fields: int
-    embed_dim: int = 16
-    attention_factor: int = 16  # t, AFM only
-    dropout: float = 0.0  # on the pooled interaction vector
-    attention_dropout: float = 0.0  # on the attention weights, AFM only
-    attention: bool = True  # AFM only: False fixes a_ij = 1/P
-    learn_p: bool = True  # AFM only: False fixes p to ones
+    embed_dim: int = settings.default("embed_dim")
+    attention_factor: int = settings.default("attention_factor")  # AFM only
+    dropout: float = 0.0
+    attention_dropout: float = 0.0  # AFM only
+    attention: bool = True  # AFM only
+    learn_p: bool = True  # AFM only
+
+    def __post_init__(self):
+        """Refuse impossible sizes before anything is allocated (a config can come from a file)."""
+        settings.check_kind(self.kind)
+        for name in ("num_features", "num_fields"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_fields" else 1):
+                raise AFMError(f"{name} must be a whole number of at least {2 if name == 'num_fields' else 1}, "
+                               f"not {value!r}")
+        for name in ("embed_dim", "attention_factor", "dropout", "attention_dropout", "attention", "learn_p"):
+            settings.BY_NAME[name].check(getattr(self, name))
+
+    @property
+    def num_pairs(self) -> int:
+        return self.num_fields * (self.num_fields - 1) // 2
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name and shape of every saved tensor, computed without building the model."""
+        n, k, t = self.num_features, self.embed_dim, self.attention_factor
+        shapes = {"bias": (1,), "linear.weight": (n, 1), "embedding.weight": (n, k)}
+        if self.kind == "afm":
+            shapes["p"] = (k,)
+            if self.attention:
+                shapes.update({"attention_W": (t, k), "attention_b": (t,), "attention_h": (t,)})
+        return shapes
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.tensor_shapes().values())
 
 
 @dataclass
@@ -66,9 +97,9 @@ class _PairwiseModel(nn.Module):
         self.config = config
         m, k = config.num_fields, config.embed_dim
         self.bias = nn.Parameter(torch.zeros(1))
-        self.weight = nn.Embedding(config.num_features, 1)  # first-order w_i
+        self.linear = nn.Embedding(config.num_features, 1)  # first-order w_i
         self.embedding = nn.Embedding(config.num_features, k)  # v_i
-        nn.init.zeros_(self.weight.weight)
+        nn.init.zeros_(self.linear.weight)
         nn.init.normal_(self.embedding.weight, std=0.01)  # the authors' initialisation
         rows, cols = torch.triu_indices(m, m, offset=1)
         self.register_buffer("pair_rows", rows, persistent=False)
@@ -80,7 +111,7 @@ class _PairwiseModel(nn.Module):
         return self.pair_rows.numel()
 
     def first_order(self, x: torch.Tensor) -> torch.Tensor:
-        return gather_rows(self.weight, x).squeeze(-1)  # (B, m)
+        return gather_rows(self.linear, x).squeeze(-1)  # (B, m)
 
     def distinct_pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The distinct (feature i, feature j) pairs of a batch, as two (U,) id tensors, and the (B, P) index
@@ -95,7 +126,8 @@ class _PairwiseModel(nn.Module):
         return pair_products(self.embedding, first, second)
 
     def projection(self) -> torch.Tensor:
-        raise NotImplementedError
+        """p: fixed to ones in FM (a buffer), learned in AFM (a parameter)."""
+        return self.p
 
     def pair_scores(self, products: torch.Tensor) -> torch.Tensor | None:
         """Unnormalised attention score of each pair product, (..., k) -> (...); None for fixed weights."""
@@ -111,8 +143,7 @@ class _PairwiseModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predictions without dropout. Through `parts`, which computes each distinct feature pair once:
-        for AFM on Frappe's train split that is several times cheaper than `forward`."""
+        """Predictions without dropout, through `parts`, which computes each distinct feature pair once."""
         return self.parts(x).prediction
 
     @torch.no_grad()
@@ -120,8 +151,7 @@ class _PairwiseModel(nn.Module):
         """The exact decomposition, computed without dropout; parts sum to `prediction`.
 
         A pair's product, score and interaction depend only on its two features, so each distinct feature
-        pair in the batch is computed once (in chunks) and gathered back: on Frappe's test split 11% of
-        the (row, pair) cells are distinct, which makes whole-split explanations ~5x cheaper.
+        pair in the batch is computed once (in chunks) and gathered back.
         """
         was_training = self.training
         self.eval()
@@ -150,9 +180,6 @@ class FM(_PairwiseModel):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.register_buffer("p", torch.ones(config.embed_dim), persistent=False)
-
-    def projection(self) -> torch.Tensor:
-        return self.p
 
     def pair_weights(self, scores, shape):
         return self.bias.new_ones(shape)
@@ -184,9 +211,6 @@ class AFM(_PairwiseModel):
             self.attention_W = nn.Parameter(torch.randn(t, k) * glorot)
             self.attention_b = nn.Parameter(torch.randn(t) * glorot)
             self.attention_h = nn.Parameter(torch.randn(t))
-
-    def projection(self) -> torch.Tensor:
-        return self.p
 
     def pair_scores(self, products: torch.Tensor) -> torch.Tensor | None:
         """h^T ReLU(W (v_i*v_j) + b) for each pair product: (..., k) -> (...)."""
@@ -224,14 +248,13 @@ class AFM(_PairwiseModel):
 
         p_start "ones" is the authors' choice. Attention sums to 1 over the P pairs where FM's weights sum
         to P, so that shrinks the pair term P-fold and AFM relearns the scale; "pairs" starts p at P, so AFM
-        with uniform attention is exactly the FM it starts from. On the synthetic default "ones" ended
-        better (test RMSE 0.526 vs 0.611, "pairs" stopping early near FM with flat attention)."""
+        with uniform attention is exactly the FM it starts from."""
         if fm.config.num_features != self.config.num_features or fm.config.embed_dim != self.config.embed_dim:
             raise AFMError(
                 f"the FM has {fm.config.num_features} features x {fm.config.embed_dim} dims, "
                 f"this AFM {self.config.num_features} x {self.config.embed_dim}")
         self.bias.copy_(fm.bias)
-        self.weight.weight.copy_(fm.weight.weight)
+        self.linear.weight.copy_(fm.linear.weight)
         self.embedding.weight.copy_(fm.embedding.weight)
         if p_start not in ("ones", "pairs"):
             raise AFMError(f"p_start must be 'ones' or 'pairs', not {p_start!r}")

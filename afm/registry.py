@@ -18,6 +18,7 @@ import pandas as pd
 
 from afm.checkpoints import is_model_dir, read_meta, recover_interrupted
 from afm.errors import AFMError, CheckpointError
+from afm.paths import user_directory
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -25,13 +26,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 def models_dir(flag: str | os.PathLike | None = None) -> Path:
     """`flag`, else `AFM_MODELS_DIR`, else a per-user data directory."""
-    if flag:
-        return Path(flag).expanduser()
-    if os.environ.get("AFM_MODELS_DIR"):
-        return Path(os.environ["AFM_MODELS_DIR"]).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("afm-explorer")) / "models"
+    return user_directory(flag, "AFM_MODELS_DIR", "data", "models")
 
 
 @dataclass(frozen=True)
@@ -45,33 +40,37 @@ class ModelEntry:
     created: str
 
 
-def _entry(path: Path, builtin: bool) -> ModelEntry | None:
-    try:
-        meta = read_meta(path)
-    except CheckpointError:
-        return None  # half-written or foreign directories are not listed
-    test = meta.get("metrics", {}).get("test", {})
-    return ModelEntry(name=path.name, path=path, builtin=builtin, kind=meta.get("model", {}).get("kind", "?"),
-                      dataset=meta.get("data", {}).get("name", "?"), test_rmse=test.get("rmse"),
+def _entry(path: Path, builtin: bool) -> ModelEntry:
+    meta = read_meta(path)  # checks every field read below
+    return ModelEntry(name=path.name, path=path, builtin=builtin, kind=meta["model"]["kind"],
+                      dataset=meta["data"]["name"], test_rmse=meta.get("metrics", {}).get("test", {}).get("rmse"),
                       created=meta.get("created", ""))
 
 
-def list_models(directory: str | os.PathLike | None = None, include_builtin: bool = True) -> list[ModelEntry]:
-    """Complete models only (hidden temporaries and foreign folders are skipped), newest first, then the
-    shipped ones."""
-    found = []
+def scan_models(directory: str | os.PathLike | None = None,
+                include_builtin: bool = True) -> tuple[list[ModelEntry], list[str]]:
+    """The complete models, newest first, then the shipped ones; and one line for each model directory
+    that could not be read (a malformed or foreign model.json), which is skipped, never fatal. Hidden
+    temporaries and folders that are no model directory at all are passed over silently."""
+    found, problems = [], []
     root = models_dir(directory)
+    paths = []
     if root.is_dir():
         recover_interrupted(root)
-        for path in root.iterdir():
-            if not path.name.startswith(".") and path.is_dir() and is_model_dir(path):
-                entry = _entry(path, builtin=False)
-                if entry:
-                    found.append(entry)
-    found.sort(key=lambda e: e.created, reverse=True)
-    if include_builtin and BUILTIN_DIR.is_dir():
-        found += [e for p in sorted(BUILTIN_DIR.iterdir()) if (e := _entry(p, builtin=True))]
-    return found
+        paths = [(p, False) for p in root.iterdir() if not p.name.startswith(".") and p.is_dir() and is_model_dir(p)]
+    builtin = sorted(BUILTIN_DIR.iterdir()) if include_builtin and BUILTIN_DIR.is_dir() else []
+    for path, is_builtin in paths + [(p, True) for p in builtin]:
+        try:
+            found.append(_entry(path, is_builtin))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    users = sorted((e for e in found if not e.builtin), key=lambda e: e.created, reverse=True)
+    return users + [e for e in found if e.builtin], problems
+
+
+def list_models(directory: str | os.PathLike | None = None, include_builtin: bool = True) -> list[ModelEntry]:
+    """`scan_models` without the problems."""
+    return scan_models(directory, include_builtin)[0]
 
 
 def registry_table(entries: list[ModelEntry]) -> pd.DataFrame:

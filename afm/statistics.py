@@ -40,7 +40,8 @@ def attention_shape(ex: SplitExplanation) -> pd.DataFrame:
     p = att.shape[1]
     weights = att / att.sum(1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(p)
+        entropy = -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(p) if p > 1 \
+            else np.ones(len(weights))  # one pair: its weight is 1, as uniform as it can be
     top3 = np.sort(weights, axis=1)[:, -3:].sum(1)
     return pd.DataFrame({"normalised_entropy": entropy, "top3_mass": top3})
 
@@ -120,6 +121,7 @@ def attention_spread(ex: SplitExplanation) -> dict:
         "max_min_ratio": float(np.mean(ratio)),
         "cv": float(cv.mean()),
         "degenerate": bool(np.max(ratio) < DEGENERATE_MAX_MIN_RATIO),
+        "pairs": int(att.shape[1]),
     }
 
 
@@ -129,6 +131,8 @@ def describe_spread(spread: dict, kind: str) -> str:
             f"coefficient of variation {spread['cv']:.3f}")
     if kind == "fm":
         return "FM: every pair has weight 1 (no attention)"
+    if spread.get("pairs") == 1:
+        return "one field pair only: its attention is always 1, so attention ranks nothing here"
     if spread["degenerate"]:
         line += (". WARNING: attention is constant across pairs and instances, so it explains nothing (the "
                  "failure of the authors' released code); read the contributions instead")

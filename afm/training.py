@@ -6,8 +6,11 @@ minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by 
 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
 sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`): Adagrad leaves rows with a zero
-gradient unchanged, so the result is the same, and MovieLens (90,445 features) at batch 1024-2048 trained
-1.3-2x faster; elsewhere the fused dense optimizer was faster (README, `python -m afm bench`).
+gradient unchanged, so the result is the same and large tables train faster; elsewhere the fused dense
+optimizer is faster (README, Performance).
+
+A loss that becomes NaN or infinite ends training with stop_reason "diverged" and a message in the result;
+the model holds its best epoch, as after any other stop.
 """
 from __future__ import annotations
 
@@ -20,24 +23,33 @@ from typing import Callable
 import numpy as np
 import torch
 
-from afm import distributed
+from afm import distributed, settings
 from afm.data.dataset import Dataset, Split
-from afm.errors import AFMError, TrainingDiverged
+from afm.errors import AFMError
 from afm.metrics import rmse_mae
 
-OPTIMIZERS = ("adagrad", "adam")
+
+def _paper(name: str):
+    return settings.BY_NAME[name].preset("frappe", "fm")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 0.01
-    optimizer: str = "adagrad"
+    """How a model is trained; each setting's meaning and bounds are in `afm.settings`. The defaults are
+    the paper's FM settings on Frappe; runs take theirs from `afm.settings.hyperparameters`."""
+
+    epochs: int = _paper("epochs")
+    batch_size: int = _paper("batch_size")
+    lr: float = _paper("lr")
+    optimizer: str = _paper("optimizer")
     l2_attention: float = 0.0  # the authors' lambda
-    patience: int = 5  # epochs without a better validation RMSE before stopping; 0 = never stop early
+    patience: int = _paper("patience")
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self):
+        for name, value in self.to_dict().items():
+            settings.BY_NAME[name].check(value)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +64,11 @@ class TrainResult:
     seconds: float
     device: str
     extra: dict = field(default_factory=dict)
+    message: str = ""  # why training diverged
+
+    @property
+    def diverged(self) -> bool:
+        return self.stop_reason == "diverged"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -104,10 +121,6 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
           on_progress: ProgressCallback | None = None, should_stop: Callable[[], bool] | None = None,
           show_progress: bool = False) -> TrainResult:
     """Train in place; the model ends holding the weights of its best validation epoch."""
-    if config.optimizer not in OPTIMIZERS:
-        raise AFMError(f"unknown optimizer {config.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-    if config.batch_size < 1 or config.epochs < 0 or not config.lr > 0:
-        raise AFMError("batch size and learning rate must be positive, epochs not negative")
     device = distributed.start(resolve_device(config.device))
     rank, ranks = distributed.world()
     torch.manual_seed(config.seed + rank)  # dropout masks, different on each rank
@@ -181,25 +194,20 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
         _set_sparse_gradients(model, False)
     model.load_state_dict(best_state)
     model.eval()
-    result = TrainResult(history=history, best_epoch=best_epoch, best_validation_rmse=best_rmse,
-                         stop_reason="diverged" if diverged_message else stop_reason,
-                         seconds=time.perf_counter() - started, device=str(device))
-    if diverged_message:
-        raise TrainingDiverged(diverged_message + f"; the best model so far (epoch {best_epoch}) is kept", result)
-    return result
+    return TrainResult(history=history, best_epoch=best_epoch, best_validation_rmse=best_rmse,
+                       stop_reason="diverged" if diverged_message else stop_reason,
+                       seconds=time.perf_counter() - started, device=str(device), message=diverged_message or "")
 
 
-# Sparse embedding gradients pay for sorting a batch's ids, dense ones for a pass over the whole table.
-# On 2 CPU cores sparse won where a table has over 10 rows per id in a batch (MovieLens' 90,445 at batch
-# 1024-2048: 1.3-2x) and lost or tied below that (Frappe at batch 128: 0.6x; MovieLens at 4096: 0.8-1.0x).
+# Sparse embedding gradients pay for sorting a batch's ids, dense ones for a pass over the whole table;
+# on 2 CPU cores sparse won where a table has over 10 rows per id in a batch (README, Performance).
 SPARSE_ROWS_PER_ID = 10
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, num_fields: int, num_features: int):
     """The optimizer over the trainable parameters. With Adagrad (and one process: DDP reduces dense
     gradients), embedding gradients are sparse where a batch touches few of a table's rows. Dense
-    gradients use PyTorch's fused optimizers (one kernel for all parameters, CPU or CUDA): 1.05-1.2x
-    faster training steps on 2 CPU cores."""
+    gradients use PyTorch's fused optimizers (one kernel for all parameters, CPU or CUDA)."""
     params = [p for p in model.parameters() if p.requires_grad]
     on_fused_device = bool(params) and params[0].device.type in ("cpu", "cuda")
     if config.optimizer == "adam":

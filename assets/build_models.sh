@@ -3,6 +3,6 @@
 # synthetic default. The synthetic data is our own, so these may be committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m afm train --data synthetic --model fm --out assets/models/synthetic-fm --seed 0 --quiet
+python -m afm train --data synthetic --model fm --out assets/models/synthetic-fm --seed 0 --quiet --overwrite
 python -m afm train --data synthetic --model afm --out assets/models/synthetic-afm \
-    --pretrain assets/models/synthetic-fm --seed 0 --quiet
+    --pretrain assets/models/synthetic-fm --seed 0 --quiet --overwrite

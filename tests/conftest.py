@@ -27,6 +27,5 @@ def trained_pair(synthetic):
     """FM and AFM trained on the synthetic default with the default presets (seconds)."""
     from afm.workflows import fit
 
-    fm, fm_result, _ = fit(synthetic, "fm")
-    afm, afm_result, _ = fit(synthetic, "afm")
-    return {"fm": fm, "afm": afm, "fm_result": fm_result, "afm_result": afm_result}
+    fm, afm = fit(synthetic, "fm"), fit(synthetic, "afm")
+    return {"fm": fm.model, "afm": afm.model, "fm_result": fm.result, "afm_result": afm.result}

@@ -33,15 +33,15 @@ def test_spread_is_zero_for_uniform_and_maximal_for_one_hot(synthetic):
 
 
 def test_uniform_afm_has_exactly_1_over_p_and_no_attention_parameters(synthetic):
-    model, _, _ = fit(synthetic, "afm", {"attention": False, "epochs": 2})
+    model = fit(synthetic, "afm", {"attention": False, "epochs": 2}).model
     ex = explain_split(model, synthetic, "test")
     assert np.array_equal(ex.parts["attention"], np.full_like(ex.parts["attention"], np.float32(1 / 28)))
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert trained == {"bias", "weight.weight", "embedding.weight", "p"}  # what its optimizer receives
+    assert trained == {"bias", "linear.weight", "embedding.weight", "p"}  # what its optimizer receives
 
 
 def test_degenerate_check_fires_on_constant_logits_and_not_on_planted_data(trained_pair, synthetic):
-    constant = fit(synthetic, "afm", {"epochs": 1})[0]
+    constant = fit(synthetic, "afm", {"epochs": 1}).model
     with torch.no_grad():
         constant.attention_h.zero_()  # every pair's score is 0: softmax gives 1/P everywhere
     spread = attention_spread(explain_split(constant, synthetic, "test"))
@@ -81,11 +81,11 @@ def test_ablate_quick_end_to_end(tmp_path):
 
 
 def test_ablate_reuses_a_trained_fm_and_records_the_settings(tmp_path, synthetic):
-    from afm.ablation import ablate
+    from afm.experiments.ablation import ablate
     from afm.checkpoints import read_meta
     from afm.workflows import train_and_save
 
-    _, _, fm_dir = train_and_save(synthetic, "fm", tmp_path / "fm", {"epochs": 3})
+    fm_dir = train_and_save(synthetic, "fm", tmp_path / "fm", {"epochs": 3}).path
     results = ablate(synthetic, fm_dir=fm_dir, epochs=2, optimizer={"optimizer": "adagrad", "lr": 0.05},
                      afm_overrides={"attention_factor": 4}, log=lambda line: None)
     fm_test = read_meta(fm_dir)["metrics"]["test"]["rmse"]

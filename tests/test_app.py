@@ -26,7 +26,7 @@ def sidebar_choice(app, label: str):
 def open_page(page: str | None = None) -> AppTest:
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
     if page:
-        app.switch_page(f"pages/{page}.py").run()
+        app.switch_page(f"app_pages/{page}.py").run()
     assert not app.exception, app.exception
     return app
 
@@ -98,7 +98,7 @@ def test_fm_vs_afm_page(registry):
 
 
 def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
-    from afm.studies import committed_results
+    from afm.experiments.results import committed_results
 
     committed = committed_results()
     app = open_page("3_FM_vs_AFM")
@@ -144,7 +144,7 @@ def test_training_from_the_train_page_creates_a_model(registry):
     assert load_model(saved[0].path).meta["training"]["epochs"] == 2
     app.button(key="select_trained").click().run()
     assert sidebar_choice(app, "FM") == saved[0].name  # what every page now explains
-    app.switch_page("pages/3_FM_vs_AFM.py").run()
+    app.switch_page("app_pages/3_FM_vs_AFM.py").run()
     assert sidebar_choice(app, "FM") == saved[0].name  # kept across pages
 
 
@@ -164,10 +164,10 @@ def test_a_broken_model_shows_a_message_and_the_app_keeps_working(registry):
     (path / "model.safetensors").write_bytes(b"not a safetensors file")
     app = open_page()
     next(box for box in app.sidebar.selectbox if box.label == "FM").set_value(path.name).run()
-    app.switch_page("pages/3_FM_vs_AFM.py").run()
+    app.switch_page("app_pages/3_FM_vs_AFM.py").run()
     assert not app.exception
     assert "not a valid safetensors file" in app.error[0].value
-    app.switch_page("pages/5_Planted_interactions.py").run()  # other pages still work
+    app.switch_page("app_pages/5_Planted_interactions.py").run()  # other pages still work
     assert not app.exception and app.metric
 
 

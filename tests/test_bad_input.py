@@ -13,6 +13,7 @@ from afm.data.movielens import parse_tags
 from afm.data.tabular import load_csv
 from afm.errors import AFMError, DataError
 from afm.limits import check_fits
+from afm.models import ModelConfig
 
 BAD = Path(__file__).parent / "data" / "bad"
 GOOD_LINE = "1 0:1 3:1 5:1\n-1 1:1 4:1 6:1\n"
@@ -71,10 +72,11 @@ def test_a_50_mb_csv_is_refused_by_the_upload_limit(tmp_path):
 
 
 def test_a_dataset_too_big_for_memory_is_refused_before_allocating():
+    huge = ModelConfig("afm", num_features=50_000_000, num_fields=40, embed_dim=256, attention_factor=256)
     with pytest.raises(AFMError, match="GiB is available"):
-        check_fits(num_features=50_000_000, num_fields=40, embed_dim=256, attention_factor=256, batch_size=4096,
-                   rows=10_000_000, available=8 * 2**30)
-    check_fits(5382, 10, 256, 256, 128, 202_027, available=8 * 2**30)  # Frappe at the paper's size fits
+        check_fits(huge, batch_size=4096, rows=10_000_000, available=8 * 2**30)
+    frappe = ModelConfig("afm", num_features=5382, num_fields=10, embed_dim=256, attention_factor=256)
+    check_fits(frappe, 128, 202_027, available=8 * 2**30)  # Frappe at the paper's size fits
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

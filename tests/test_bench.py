@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from afm import bench
+from afm.bench import training as bench
 from afm.bench import Case
 
 

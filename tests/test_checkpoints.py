@@ -26,9 +26,16 @@ def test_round_trip_gives_identical_predictions(saved, trained_pair, synthetic):
 
 
 def test_overwrite_replaces_whole_and_leaves_no_temporaries(saved, trained_pair, synthetic):
-    save_model(trained_pair["fm"], saved, data=synthetic.describe())
+    save_model(trained_pair["fm"], saved, data=synthetic.describe(), overwrite=True)
     assert load_model(saved).model.config.kind == "fm"
     assert [p.name for p in saved.parent.iterdir()] == ["afm"]
+
+
+def test_without_overwrite_an_existing_model_is_kept_and_the_new_one_saved_beside(saved, trained_pair, synthetic):
+    with pytest.warns(UserWarning, match="saved as"):
+        beside = save_model(trained_pair["fm"], saved, data=synthetic.describe())
+    assert beside.name == "afm-2" and load_model(beside).model.config.kind == "fm"
+    assert load_model(saved).model.config.kind == "afm"
 
 
 def test_refuses_to_overwrite_a_directory_that_is_not_a_model(tmp_path, trained_pair, synthetic):
@@ -36,7 +43,7 @@ def test_refuses_to_overwrite_a_directory_that_is_not_a_model(tmp_path, trained_
     precious.mkdir()
     (precious / "thesis.txt").write_text("keep me")
     with pytest.raises(CheckpointError, match="not a model directory"):
-        save_model(trained_pair["fm"], precious, data=synthetic.describe())
+        save_model(trained_pair["fm"], precious, data=synthetic.describe(), overwrite=True)
     assert (precious / "thesis.txt").read_text() == "keep me"
 
 

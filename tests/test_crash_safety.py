@@ -21,7 +21,8 @@ while True:
     tag += 1
     with torch.no_grad():
         model.bias.fill_(tag)
-    save_model(model, target, data={"name": "crash-test"}, metrics={"tag": tag})
+    save_model(model, target, data={"name": "crash-test", "fields": ["a", "b", "c", "d"], "num_features": 400_000,
+                                    "fingerprint": "none"}, metrics={"train": {"tag": tag}}, overwrite=True)
     print(tag, flush=True)
 """
 
@@ -39,7 +40,7 @@ def test_sigkill_during_saves_leaves_a_complete_model(tmp_path):
         entries = list_models(target.parent, include_builtin=False)
         assert [e.name for e in entries] == ["same-name"]
         loaded = load_model(target)  # whole and valid, one of the versions written
-        assert loaded.model.bias.item() == loaded.meta["metrics"]["tag"]
+        assert loaded.model.bias.item() == loaded.meta["metrics"]["train"]["tag"]
 
 
 def test_a_save_killed_between_its_two_renames_is_recovered(tmp_path, trained_pair, synthetic):

@@ -39,7 +39,7 @@ def brute_force_without(model, ids, q):
         else:
             weights = torch.ones(len(pairs))
         pair_term = (weights[:, None] * products).sum(0) @ model.p
-        return float(model.bias + model.weight(x).sum() + pair_term)
+        return float(model.bias + model.linear(x).sum() + pair_term)
 
 
 @pytest.mark.parametrize("kind", ["fm", "afm"])

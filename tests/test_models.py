@@ -18,7 +18,7 @@ def randomize(model):
     """Initial embeddings are tiny (std 0.01); spread them so attention has something to tell apart."""
     with torch.no_grad():
         model.embedding.weight.normal_(0, 1.0)
-        model.weight.weight.normal_(0, 0.3)
+        model.linear.weight.normal_(0, 0.3)
         model.bias.fill_(0.1)
     return model
 

@@ -8,7 +8,8 @@ import torch
 
 from afm.checkpoints import load_model
 from afm.data import make_synthetic
-from afm.studies import SCHEMA, case_study, case_study_summary, fm_plus_attention, results_table, sweep
+from afm.experiments.results import SCHEMA, results_table
+from afm.experiments.studies import case_study, case_study_summary, fm_plus_attention, sweep
 from afm.workflows import fit, save_trained
 from conftest import ROOT
 
@@ -20,8 +21,7 @@ def small():
 
 @pytest.fixture(scope="module")
 def fm_dir(small, tmp_path_factory):
-    fm, result, config = fit(small, "fm", {"epochs": 4})
-    return save_trained(fm, small, config, result, tmp_path_factory.mktemp("fm") / "fm")
+    return save_trained(fit(small, "fm", {"epochs": 4}), small, tmp_path_factory.mktemp("fm") / "fm").path
 
 
 def test_reproduce_quick_on_synthetic_end_to_end(tmp_path):
@@ -54,17 +54,17 @@ def test_sweep_reports_validation_rmse_per_value(small, fm_dir):
 
 def test_fm_plus_attention_trains_only_attention(small, fm_dir):
     fm = load_model(fm_dir).model
-    model, result, scores = fm_plus_attention(small, fm, fm_dir, {"epochs": 3})
-    assert result.best_epoch >= 1
-    for name in ("bias", "weight.weight", "embedding.weight"):
+    trained = fm_plus_attention(small, fm_dir, {"epochs": 3})
+    model = trained.model
+    assert trained.result.best_epoch >= 1 and trained.params["freeze_fm"]
+    for name in ("bias", "linear.weight", "embedding.weight"):
         assert torch.equal(model.state_dict()[name], fm.state_dict()[name]), name
-    assert not torch.equal(model.attention_W, fit(small, "afm", {"epochs": 0})[0].attention_W)  # attention learned
-    assert set(scores) == {"FM", "FM+A"}
+    assert not torch.equal(model.attention_W, fit(small, "afm", {"epochs": 0}).model.attention_W)  # attention learned
 
 
 def test_case_study_compares_equal_weights_with_attention(small, fm_dir):
     fm = load_model(fm_dir).model
-    attentive, _, _ = fm_plus_attention(small, fm, fm_dir, {"epochs": 2})
+    attentive = fm_plus_attention(small, fm_dir, {"epochs": 2}).model
     table = case_study(fm, attentive, small)
     attention = table[[c for c in table.columns if c.endswith(": attention")]]
     np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
@@ -78,10 +78,10 @@ def test_case_study_compares_equal_weights_with_attention(small, fm_dir):
 
 
 def test_committed_results_and_tables(tmp_path, small, fm_dir):
-    from afm.studies import case_study_table, committed_results, sweep_table
+    from afm.experiments.results import case_study_table, committed_results, sweep_table
 
     fm = load_model(fm_dir).model
-    attentive, _, _ = fm_plus_attention(small, fm, fm_dir, {"epochs": 1})
+    attentive = fm_plus_attention(small, fm_dir, {"epochs": 1}).model
     results = {"schema": SCHEMA, "version": 1, "studies": {"sweeps": {"dropout": [
         {"parameter": "dropout", "value": 0.2, "validation_rmse": 0.5, "best_epoch": 1, "seconds": 1.0}]}},
         "case_study": case_study_summary(fm, attentive, small)}
@@ -95,7 +95,7 @@ def test_committed_results_and_tables(tmp_path, small, fm_dir):
 
 
 def test_reproduce_can_reuse_a_trained_fm_and_keep_models(tmp_path, small, fm_dir):
-    from afm.studies import reproduce
+    from afm.experiments.reproduce import reproduce
 
     results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=2, keep_models=tmp_path,
                         afm_overrides={"attention_factor": 3, "optimizer": "adagrad", "lr": None})
@@ -109,7 +109,8 @@ def test_reproduce_can_reuse_a_trained_fm_and_keep_models(tmp_path, small, fm_di
 
 
 def test_settings_table_marks_what_differs_from_the_paper(tmp_path, small, fm_dir):
-    from afm.studies import reproduce, settings_note, settings_table
+    from afm.experiments.reproduce import reproduce
+    from afm.experiments.results import settings_note, settings_table
 
     results = reproduce(small, quick=True, log=lambda *_: None, fm_dir=fm_dir, epochs=1,
                         afm_overrides={"attention_factor": 3})
@@ -123,7 +124,7 @@ def test_settings_table_marks_what_differs_from_the_paper(tmp_path, small, fm_di
 
 
 def test_settings_of_the_committed_frappe_run_are_compared_with_the_papers():
-    from afm.studies import committed_results, settings_note, settings_table
+    from afm.experiments.results import committed_results, settings_note, settings_table
 
     results = committed_results()["frappe-tuned"]
     table = settings_table(results).set_index(["model", "setting"])

@@ -56,9 +56,23 @@ class Dataset:
                 raise DataError(f"{self.name}: the {split_name} split has feature ids outside 0..{n_feat - 1}")
             if not np.isfinite(part.y).all():
                 raise DataError(f"{self.name}: the {split_name} split has labels that are NaN or infinite")
+        self._check_fields_disjoint()
         for a, b in self.planted_pairs:
             if a not in self.field_names or b not in self.field_names:
                 raise DataError(f"{self.name}: planted pair ({a}, {b}) names an unknown field")
+
+    def _check_fields_disjoint(self) -> None:
+        """Each feature belongs to one field: a line whose features are not one per field, in field order,
+        puts one feature id in two columns."""
+        seen = np.full(self.num_features, -1, dtype=np.int64)
+        for f in range(self.num_fields):
+            ids = np.unique(np.concatenate([part.x[:, f] for part in self.splits.values()]))
+            clash = ids[(seen[ids] >= 0) & (seen[ids] != f)]
+            if len(clash):
+                other = self.field_names[int(seen[clash[0]])]
+                raise DataError(f"{self.name}: feature {self.feature_names[clash[0]]!r} occurs in fields {other!r} "
+                                f"and {self.field_names[f]!r}; each line needs one feature per field, in field order")
+            seen[ids] = f
 
     @property
     def num_fields(self) -> int:
@@ -131,6 +145,22 @@ def random_split(x: np.ndarray, y: np.ndarray, seed: int, fractions=(0.7, 0.2, 0
             for name, idx in cuts.items()}
 
 
+def labels_like_train(labels: dict[str, np.ndarray], where) -> tuple[dict[str, np.ndarray], str]:
+    """Map every split's labels as train's are mapped: two train values become -1/+1 and then every other
+    split must use those two values too; anything else stays a regression target."""
+    values = np.unique(labels["train"])
+    if len(values) == 2:
+        for split, y in labels.items():
+            stray = np.setdiff1d(np.unique(y), values)
+            if len(stray):
+                raise DataError(f"{where}: the {split} labels include {stray[:3].tolist()}, but train's are "
+                                f"{values.tolist()}; use the same two label values in every split")
+        return {split: np.where(y == values[1], 1.0, -1.0).astype(np.float32) for split, y in labels.items()}, "binary"
+    if len(values) < 2:
+        raise DataError(f"{where}: the train labels have a single value ({values[0]}); nothing to learn")
+    return {split: y.astype(np.float32) for split, y in labels.items()}, "regression"
+
+
 def binary_or_regression(y: np.ndarray) -> tuple[np.ndarray, str]:
     """Labels of two values become -1/+1 (the paper's targets); anything else stays a regression target."""
     values = np.unique(y)
@@ -139,3 +169,20 @@ def binary_or_regression(y: np.ndarray) -> tuple[np.ndarray, str]:
     if len(values) == 1:
         raise DataError(f"the target has a single value ({values[0]}); nothing to learn")
     return y.astype(np.float32), "regression"
+
+
+def draw_negatives(group: np.ndarray, num_values: int, forbidden, rng: np.random.Generator,
+                   drawn: np.ndarray | None = None) -> np.ndarray:
+    """For each slot, a value in 0..num_values-1 drawn uniformly, distinct among the slots of its `group`,
+    and not `forbidden(drawn, group * num_values + drawn)` (a boolean array); clashing slots are redrawn
+    until none is left. Frappe's and MovieLens' negative sampling both use it."""
+    drawn = np.empty(len(group), dtype=np.int64) if drawn is None else drawn
+    redraw = np.ones(len(group), dtype=bool)
+    while redraw.any():
+        drawn[redraw] = rng.integers(0, num_values, size=int(redraw.sum()))
+        combo = group * num_values + drawn
+        _, first = np.unique(combo, return_index=True)
+        duplicate = np.ones(len(group), dtype=bool)
+        duplicate[first] = False
+        redraw = forbidden(drawn, combo) | duplicate
+    return drawn

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ def fetch(remote: RemoteFile, data_dir: Path, url: str | None = None, timeout: f
                 shutil.copyfileobj(response, out, length=1 << 20)
         verify(tmp, remote)
         os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
         raise DataError(f"{remote.name}: download from {url or remote.url} failed ({exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -97,6 +98,8 @@ def download(name: str, data_dir: Path, mirror: str | None = None, force: bool =
     URL by `mirror/<file name>`."""
     if name not in CATALOG:
         raise DataError(f"unknown dataset {name!r}; downloadable: {', '.join(CATALOG)}")
+    if mirror is not None and urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise DataError(f"--mirror {mirror!r} is not a URL; give one starting with https://, http:// or file://")
     fetched, failures = [], []
     for remote in CATALOG[name]:
         target = Path(data_dir) / remote.path

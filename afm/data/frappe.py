@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from afm.data.dataset import Dataset, Split
+from afm.data.dataset import Dataset, Split, draw_negatives
 from afm.data.libfm import find_split_file, read_libfm
 from afm.errors import DataError
 
@@ -149,15 +149,9 @@ def rebuild_train(raw_x: np.ndarray, held_out: list[tuple[np.ndarray, np.ndarray
     slot_user = raw_x[ctx_first[slot_key], 0]
     used = np.unique(raw_x[:, 0] * NUM_ITEMS + (raw_x[:, 1] - NUM_USERS))
     excluded = np.unique(held_ctx_pos * NUM_ITEMS + (held_neg[:, 1] - NUM_USERS))
-    items = rng.integers(0, NUM_ITEMS, size=len(slot_key))
-    redraw = np.ones(len(items), dtype=bool)
-    while redraw.any():
-        items[redraw] = rng.integers(0, NUM_ITEMS, size=int(redraw.sum()))
-        combo = slot_key * NUM_ITEMS + items
-        _, first_in_key = np.unique(combo, return_index=True)
-        duplicate = np.ones(len(items), dtype=bool)
-        duplicate[first_in_key] = False
-        redraw = np.isin(slot_user * NUM_ITEMS + items, used) | np.isin(combo, excluded) | duplicate
+    first_draw = rng.integers(0, NUM_ITEMS, size=len(slot_key))  # overwritten, but kept: the published seed's stream
+    items = draw_negatives(slot_key, NUM_ITEMS, lambda items, combo: np.isin(slot_user * NUM_ITEMS + items, used)
+                           | np.isin(combo, excluded), rng, drawn=first_draw)
     negatives = raw_x[ctx_first[slot_key]].copy()
     negatives[:, 1] = NUM_USERS + items
 

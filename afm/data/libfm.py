@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from afm.data.dataset import SPLITS, Dataset, Split, binary_or_regression
-from afm.data.textfile import read_text
+from afm.data.dataset import SPLITS, Dataset, Split, labels_like_train
+from afm.data.textfile import iter_lines
+from afm.limits import check_allocation
 from afm.errors import DataError
 
 MAX_FEATURE_ID = 2**31 - 1  # beyond this an embedding table could never be allocated
@@ -15,13 +16,19 @@ MAX_FEATURE_ID = 2**31 - 1  # beyond this an embedding table could never be allo
 
 def parse_libfm(text: str, path: Path, num_fields: int | None = None,
                 num_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Parse one libfm file into (x: N x m int64, y: N float32), checking every line.
+    """Parse one libfm file's text into (x: N x m int64, y: N float32); see `parse_libfm_lines`."""
+    return parse_libfm_lines(text.splitlines(), path, num_fields, num_features)
+
+
+def parse_libfm_lines(lines, path: Path, num_fields: int | None = None,
+                      num_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse libfm lines into (x: N x m int64, y: N float32), checking every line.
 
     Blank lines are skipped; CRLF and LF both work. Errors name the file and the 1-based line number.
     """
     labels: list[float] = []
     rows: list[list[int]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
             continue
@@ -35,7 +42,7 @@ def parse_libfm(text: str, path: Path, num_fields: int | None = None,
         ids = []
         for token in tokens[1:]:
             idx, sep, value = token.partition(":")
-            if not sep or not idx.isdigit():
+            if not sep or not (idx.isascii() and idx.isdigit()):
                 raise DataError(f"{where}: malformed token {token!r}, expected 'index:1'")
             if value not in ("1", "1.0", "1.", "1.00"):
                 try:
@@ -64,7 +71,7 @@ def parse_libfm(text: str, path: Path, num_fields: int | None = None,
 
 def read_libfm(path: Path, num_fields: int | None = None, num_features: int | None = None):
     path = Path(path)
-    return parse_libfm(read_text(path), path, num_fields, num_features)
+    return parse_libfm_lines(iter_lines(path), path, num_fields, num_features)
 
 
 def find_split_file(directory: Path, stem: str, split: str) -> Path | None:
@@ -99,13 +106,12 @@ def load_libfm_dir(directory: Path) -> Dataset:
             raise DataError(f"{directory}: {stem}.{split}.libfm is missing")
         arrays[split] = read_libfm(path, num_fields=num_fields)
         num_fields = arrays[split][0].shape[1]
-    labels = np.concatenate([y for _, y in arrays.values()])
-    mapped, task = binary_or_regression(labels)
-    splits, start = {}, 0
-    for split, (x, y) in arrays.items():
-        splits[split] = Split(x, mapped[start:start + len(y)])
-        start += len(y)
+    labels = {split: y for split, (_, y) in arrays.items()}
+    mapped, task = labels_like_train(labels, directory)
+    splits = {split: Split(arrays[split][0], mapped[split]) for split in SPLITS}
     num_features = int(max(x.max() for x, _ in arrays.values())) + 1
+    check_allocation(num_features, f"{directory}: feature ids up to {num_features - 1:,} (a table with a row for "
+                     "each)", item_bytes=128)
     field_names = [f"field_{f}" for f in range(num_fields)]
     owner = np.full(num_features, -1)
     for x, _ in arrays.values():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from afm.data.dataset import Dataset, random_split
+from afm.data.dataset import Dataset, draw_negatives, random_split
 from afm.data.textfile import decode_text, read_bytes
 from afm.errors import DataError
 
@@ -84,15 +84,7 @@ def sample_negatives(user_movie: np.ndarray, tag: np.ndarray, num_tags: int, rng
     owner_um = user_movie[owner]
     if ((1 + NEGATIVES_PER_POSITIVE) * np.bincount(user_movie) > num_tags).any():
         raise DataError("too few distinct tags to draw negatives for some (user, movie)")
-    drawn = np.empty(len(owner), dtype=np.int64)
-    redraw = np.ones(len(owner), dtype=bool)
-    while redraw.any():
-        drawn[redraw] = rng.integers(0, num_tags, size=int(redraw.sum()))
-        combo = owner_um * num_tags + drawn
-        _, first = np.unique(combo, return_index=True)
-        duplicate = np.ones(len(owner), dtype=bool)
-        duplicate[first] = False
-        redraw = np.isin(combo, applied) | duplicate
+    drawn = draw_negatives(owner_um, num_tags, lambda _, combo: np.isin(combo, applied), rng)
     return drawn.reshape(len(tag), NEGATIVES_PER_POSITIVE)
 
 

@@ -17,6 +17,7 @@ from afm.data.movielens import build_movielens
 from afm.data.synthetic import make_synthetic
 from afm.data.tabular import load_csv
 from afm.errors import DataError
+from afm.paths import user_directory
 
 NAMED_SOURCES = ("synthetic", "frappe", "movielens")
 MOVIELENS_CANDIDATES = (
@@ -28,13 +29,8 @@ MOVIELENS_CANDIDATES = (
 
 
 def data_dir(flag: str | os.PathLike | None = None) -> Path:
-    if flag:
-        return Path(flag).expanduser()
-    if os.environ.get("AFM_DATA_DIR"):
-        return Path(os.environ["AFM_DATA_DIR"]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("afm-explorer")) / "data"
+    """`flag`, else `AFM_DATA_DIR`, else a per-user cache directory."""
+    return user_directory(flag, "AFM_DATA_DIR", "cache", "data")
 
 
 def find_movielens_tags(directory: Path) -> Path | None:

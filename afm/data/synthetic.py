@@ -27,19 +27,34 @@ FIELDS: dict[str, list[str]] = {
 DEFAULT_PLANTED = (("app_category", "daytime"), ("user_group", "weather"))
 
 
+MIN_ROWS, MAX_ROWS = 30, 10_000_000
+
+
 def make_synthetic(seed: int = 0, rows: int = 20000, planted=DEFAULT_PLANTED, strength: float = 1.0,
                    first_order: float = 0.3, noise: float = 0.3, fields: dict[str, list[str]] | None = None) -> Dataset:
     """Generate the synthetic dataset. `planted` is a list of field-name pairs; `strength` scales them all
     (or pass one strength per pair as a list)."""
     fields = dict(FIELDS if fields is None else fields)
     names = list(fields)
+    if not isinstance(planted, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in planted):
+        raise DataError(f"planted pairs must be a list of two field names each, not {planted!r:.80}")
     planted = [tuple(p) for p in planted]
-    strengths = np.broadcast_to(np.asarray(strength, dtype=float), (len(planted),))
+    try:
+        strengths = np.broadcast_to(np.asarray(strength, dtype=float), (len(planted),))
+    except (TypeError, ValueError):
+        raise DataError(f"the synthetic data's strength must be a number or one per planted pair, not {strength!r}") from None
+    if not np.isfinite(strengths).all():
+        raise DataError("the synthetic data's strength must be finite")
     for a, b in planted:
         if a not in fields or b not in fields or a == b:
             raise DataError(f"planted pair ({a}, {b}) must name two different fields of: {', '.join(names)}")
-    if rows < 30:
-        raise DataError(f"synthetic data needs at least 30 rows, got {rows}")
+    if isinstance(rows, bool) or not isinstance(rows, int) or not MIN_ROWS <= rows <= MAX_ROWS:
+        raise DataError(f"synthetic data takes a whole number of rows from {MIN_ROWS} to {MAX_ROWS:,}, not {rows!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DataError(f"the synthetic data's seed must be a whole number of at least 0, not {seed!r}")
+    for name, value in (("noise", noise), ("first_order", first_order)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise DataError(f"the synthetic data's {name} must be a finite number of at least 0, not {value!r}")
 
     rng = np.random.default_rng(seed)
     sizes = [len(v) for v in fields.values()]

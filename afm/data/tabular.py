@@ -54,9 +54,20 @@ def _field_values(column: pd.Series, name: str, path: Path) -> pd.Series:
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{path}: row {row + 2}, column {name!r}: value {column.iloc[row]!r} is infinite")
         if numeric.nunique() > MAX_LEVELS:
-            bins = pd.qcut(numeric, QUANTILE_BINS, duplicates="drop")
-            return bins.astype(str).where(numeric.notna(), MISSING)
+            return quantile_bins(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     return column.fillna(MISSING).astype(str)
+
+
+def quantile_bins(values: np.ndarray, bins: int = QUANTILE_BINS) -> pd.Series:
+    """Readable quantile-bin labels ("[a, b]") for a numeric column; every finite value gets a bin, also
+    for denormal or very large numbers, where pandas' qcut can leave values out."""
+    present = values[~np.isnan(values)]
+    with np.errstate(all="ignore"):
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
+    codes = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(len(edges) - 2, 0))
+    labels = np.array([f"[{edges[i]:.4g}, {edges[min(i + 1, len(edges) - 1)]:.4g}]" for i in range(max(len(edges) - 1, 1))],
+                      dtype=object)
+    return pd.Series(np.where(np.isnan(values), MISSING, labels[codes]))
 
 
 def load_csv(path: Path, target: str | None, seed: int = 0) -> Dataset:

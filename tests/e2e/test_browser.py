@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import ROOT
@@ -112,3 +114,44 @@ def test_training_from_the_train_page(server, page, shots):
     page.screenshot(path=str(shots / "train-selected.png"), full_page=True)
     sidebar = page.locator('[data-testid="stSidebar"]').inner_html()
     assert "synthetic-fm-20" in sidebar  # the new model is what the pages now explain
+
+
+UPLOAD_PROBLEMS = {  # the bad-input corpus, uploaded through the Train page as a user would
+    "nan_target.csv": "not a finite number", "inf_feature.csv": "is infinite", "single_row.csv": "1 data row(s)",
+    "one_field.csv": "1 feature column(s)", "duplicate_headers.csv": "duplicate column name",
+    "header_only.csv": "0 data row(s)",
+}
+
+
+@pytest.mark.parametrize("name, message", UPLOAD_PROBLEMS.items())
+def test_a_bad_upload_gets_a_readable_message_and_the_app_keeps_working(server, page, shots, name, message):
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("your CSV file").click()
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(ROOT / "tests/data/bad" / name))
+    settle(page)
+    alerts = page.locator('[data-testid="stAlertContentError"]')
+    alerts.first.wait_for(timeout=60_000)
+    assert message in alerts.first.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(shots / f"upload-{name}.png"), full_page=True)
+    page.get_by_role("link", name="Home").first.click()  # the app still works after the refusal
+    page.get_by_role("heading", name="AFM Explorer").first.wait_for(timeout=60_000)
+    settle(page)
+    assert_no_error(page, f"home after {name}")
+
+
+def test_a_good_upload_offers_its_columns(server, page, tmp_path):
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "clicks.csv"
+    pd.DataFrame({"site": rng.choice(["a", "b", "c"], 200), "hour": rng.integers(0, 24, 200),
+                  "clicked": rng.integers(0, 2, 200)}).to_csv(csv, index=False)
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("your CSV file").click()
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
+    settle(page)
+    assert_no_error(page, "good upload")
+    assert page.get_by_text("Target column").count() > 0

@@ -3,18 +3,16 @@ import streamlit as st
 
 from afm import charts
 from afm.data.synthetic import DEFAULT_PLANTED, FIELDS
+from afm.experiments.teaching import planted_experiment
 from afm.explain import field_pairs
-from afm.teaching import planted_experiment
-from ui import friendly_errors, setup, show_chart, show_table
+from ui import friendly_errors, show_chart, show_table
 
-selection = setup("Planted interactions")
 st.title("Planted interactions")
 st.caption("Only the pairs you plant drive the label; every other pair is noise. A model that explains well "
            "puts its attention on the planted pairs.")
 
-options = [f"{a} x {b}" for a, b in field_pairs(list(FIELDS))]
-planted = st.multiselect("Pairs to plant", options, default=[f"{a} x {b}" for a, b in DEFAULT_PLANTED],
-                         max_selections=4, key="planted_pairs")
+planted = st.multiselect("Pairs to plant", field_pairs(list(FIELDS)), default=[tuple(p) for p in DEFAULT_PLANTED],
+                         format_func=lambda pair: f"{pair[0]} x {pair[1]}", max_selections=4, key="planted_pairs")
 left, middle, right = st.columns(3)
 strength = left.slider("Strength of the planted pairs", 0.2, 3.0, 1.0, 0.1, key="planted_strength")
 noise = middle.slider("Noise", 0.0, 2.0, 0.3, 0.1, key="planted_noise")
@@ -23,7 +21,7 @@ rows = right.select_slider("Rows", [5000, 10000, 20000, 40000], value=20000, key
 
 @st.cache_resource(show_spinner="Generating data and training FM and AFM (seconds)...", max_entries=8)
 def run(pairs: tuple, strength: float, noise: float, rows: int):
-    return planted_experiment([tuple(p.split(" x ")) for p in pairs], strength=strength, noise=noise, rows=rows)
+    return planted_experiment(list(pairs), strength=strength, noise=noise, rows=rows)
 
 
 if not planted:

@@ -2,26 +2,24 @@
 import streamlit as st
 
 from afm import charts
-from afm.ablation import ablation_table, stability_table
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
-from afm.studies import (case_study_table, committed_results, results_table, settings_note, settings_table,
-                         sweep_table)
-from ui import cached_errors, friendly_errors, load_entry, setup, show_chart, show_table
+from afm.experiments.results import (ablation_table, case_study_table, committed_results, results_table,
+                                     settings_note, settings_table, stability_table, sweep_table)
+from ui import friendly_errors, selected_pair, show_chart, show_table
 
-selection = setup("FM vs AFM")
 st.title("FM vs AFM")
 
 with friendly_errors():
-    fm, dataset, fm_key = load_entry(selection.fm)
-    afm, afm_dataset, afm_key = load_entry(selection.afm)
+    pair = selected_pair()
+    fm, afm, dataset = pair.fm, pair.afm, pair.dataset
     if fm is None or afm is None:
         st.info("Choose an FM and an AFM model of the same dataset in the sidebar (train them on the Train page).")
         st.stop()
-    if dataset.fingerprint != afm_dataset.fingerprint:
+    if not pair.same_data:
         st.error("The selected FM and AFM were trained on different data; choose two models of the same dataset.")
         st.stop()
     split = st.selectbox("Split", ["test", "validation"], key="compare_split")
-    errors = cached_errors(fm_key, afm_key, split, fm.model, afm.model, dataset)
+    errors = pair.errors(split)
     table = bootstrap_comparison(errors)
     rmse = table.set_index("metric").loc["rmse"]
     a, b, c = st.columns(3)

@@ -86,7 +86,7 @@ def bench_data(data: str, data_dir=None) -> tuple[np.ndarray, list[int], str]:
 def _ours(case: Case, sizes: list[int], device: torch.device):
     n, m = sum(sizes), len(sizes)
     model = build_model(ModelConfig(case.model, n, m, EMBED_DIM, max(case.attention_factor, 1))).to(device)
-    optimizer = build_optimizer(model, TrainConfig(batch_size=case.batch_size, lr=0.01), m, n)
+    optimizer = build_optimizer(model, TrainConfig(batch_size=case.batch_size, lr=0.01, optimizer="adagrad"), m, n)
     offsets = torch.as_tensor(_field_offsets(sizes), device=device)
     return model, optimizer, lambda ids: ids + offsets  # global feature ids
 

@@ -5,13 +5,12 @@ from afm import charts
 from afm.explain import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
 from afm.statistics import attention_spread, describe_spread
 from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
-from ui import cached_errors, cached_explanation, friendly_errors, load_entry, setup, show_chart, show_table
+from ui import friendly_errors, selected_pair, show_chart, show_table
 
-selection = setup("Instance explorer")
 st.title("Instance explorer")
 
 
-def pick_row(dataset, split, fm, afm, keys) -> int:
+def pick_row(dataset, split, pair) -> int:
     n = len(dataset.splits[split])
     how = st.radio("Pick an instance", ["by index", "at random", "by feature values", "largest AFM error",
                                         "largest FM vs AFM disagreement"], horizontal=True, key="pick_how")
@@ -36,27 +35,25 @@ def pick_row(dataset, split, fm, afm, keys) -> int:
             return 0
         st.caption(f"{len(rows):,} matching instances")
         return int(st.selectbox("Matching row", rows.tolist(), key="pick_matching"))
-    if fm is None or afm is None:
-        st.warning("Choose both an FM and an AFM model in the sidebar for this.")
+    if not pair.same_data:
+        st.warning("Choose an FM and an AFM model of the same data in the sidebar for this.")
         return 0
-    errors = cached_errors(keys[0], keys[1], split, fm.model, afm.model, dataset)
+    errors = pair.errors(split)
     ranked = rows_by_error(errors, "afm") if how == "largest AFM error" else rows_by_disagreement(errors)
     show_table(ranked, f"{how.replace(' ', '_')}", height=200)
     return int(st.selectbox("Row", ranked.row.tolist(), key="pick_ranked"))
 
 
 with friendly_errors():
-    afm, dataset, afm_key = load_entry(selection.afm)
-    fm, fm_dataset, fm_key = load_entry(selection.fm)
-    if afm is None and fm is None:
+    pair = selected_pair()
+    model, model_dataset = pair.model, pair.dataset
+    if model is None:
         st.info("No model is selected: train one on the Train page, or pick one in the sidebar.")
         st.stop()
-    model, model_dataset = (afm, dataset) if afm is not None else (fm, fm_dataset)
-    if fm is not None and afm is not None and fm_dataset.fingerprint != dataset.fingerprint:
+    if pair.fm is not None and pair.afm is not None and not pair.same_data:
         st.warning("The selected FM and AFM were trained on different data; FM's view is left out.")
-        fm = None
     split = st.selectbox("Split", ["test", "validation", "train"], key="instance_split")
-    row = pick_row(model_dataset, split, fm, afm, (fm_key, afm_key))
+    row = pick_row(model_dataset, split, pair)
     x = model_dataset.splits[split].x[row].copy()
     label = float(model_dataset.splits[split].y[row])
 
@@ -78,7 +75,7 @@ with friendly_errors():
              help="Do the pairs with the most attention also change the prediction most when removed? "
                   "1: attention ranks the pairs exactly as their removal effects do.")
     feature_names = [model_dataset.feature_names[i] for i in x]
-    spread = attention_spread(cached_explanation(afm_key if model is afm else fm_key, split, model.model, model_dataset))
+    spread = attention_spread(pair.explanation(split))
     if spread["degenerate"] and model.model.config.kind == "afm":
         st.warning(describe_spread(spread, "afm"))
     pairs = pairs_frame(result)
@@ -100,9 +97,9 @@ with friendly_errors():
                "times its interaction. Ablation: the prediction change if the pair were removed and attention "
                "renormalised over the rest.")
     show_table(pairs[["pair", "attention", "interaction", "contribution", "ablation"]], "instance_decomposition")
-    if fm is not None and afm is not None:
+    if pair.same_data:
         st.subheader("FM's view of the same instance")
-        fm_result = decompose_ids(fm.model, dataset, x, None if changed else label)
+        fm_result = decompose_ids(pair.fm.model, model_dataset, x, None if changed else label)
         st.caption(f"FM predicts {fm_result['prediction']:+.4f}, weighting every pair 1; AFM predicts "
                    f"{result['prediction']:+.4f}.")
         show_table(side_by_side(fm_result, result), "fm_vs_afm_instance")

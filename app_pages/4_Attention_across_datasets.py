@@ -3,16 +3,15 @@ import streamlit as st
 
 from afm import charts
 from afm.statistics import attention_shape, compare_explanations, faithfulness_summary, pair_statistics
-from ui import cached_explanation, entries, friendly_errors, load_entry, setup, show_chart, show_table
+from ui import cached_explanation, entries, friendly_errors, load_entry, selection, show_chart, show_table
 
-selection = setup("Attention across datasets")
 st.title("Attention across datasets")
 st.caption("Entropy is divided by log(number of pairs), so datasets with different field counts compare: 1 "
            "means uniform attention, 0 means all weight on one pair.")
 
 all_entries = entries()
 names = [e.name for e in all_entries]
-default = [e.name for e in (selection.afm, selection.fm) if e is not None]
+default = [e.name for e in (selection().afm, selection().fm) if e is not None]
 chosen = st.multiselect("Models to compare (two or more)", names, default=default, key="across_models")
 split = st.selectbox("Split", ["test", "validation"], key="across_split")
 

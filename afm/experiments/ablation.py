@@ -6,15 +6,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from afm.checkpoints import library_versions, load_model
+from afm.checkpoints import load_model
 from afm.compare import bootstrap_comparison, paired_errors
 from afm.data.dataset import Dataset
+from afm.experiments.results import header
 from afm.explain import explain_split
-from afm.presets import hyperparameters, quick_overrides
+from afm.settings import quick_overrides
 from afm.statistics import attention_spread, importance_agreement
-from afm.studies import SCHEMA, SCHEMA_VERSION
 from afm.training import evaluate
 from afm.workflows import fit, save_trained
 
@@ -38,8 +36,9 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
     with tempfile.TemporaryDirectory() as tmp:
         if fm_dir is None:
             log(f"ablation on {dataset.name}: FM ...")
-            fm, fm_result, fm_config = fit(dataset, "fm", base)
-            fm_dir = save_trained(fm, dataset, fm_config, fm_result, Path(tmp) / "fm")
+            fm_trained = fit(dataset, "fm", base)
+            fm_trained.raise_if_diverged()
+            fm_dir = save_trained(fm_trained, dataset, Path(tmp) / "fm").path
         fm_loaded = load_model(fm_dir)
         fm, fm_device = fm_loaded.model, fm_loaded.meta["device"]
         base.update({k: v for k, v in (afm_overrides or {}).items() if v is not None})
@@ -49,11 +48,15 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
                          "history": fm_loaded.meta["history"]}
         for name, (overrides, meaning) in VARIANTS.items():
             log(f"ablation: {name} ...")
-            models[name], result, _ = fit(dataset, "afm", {**base, **overrides}, pretrain_dir=fm_dir)
-            records[name] = {"meaning": meaning, "settings": hyperparameters(dataset.name, "afm", {**base, **overrides}),
+            trained = fit(dataset, "afm", {**base, **overrides}, pretrain_dir=fm_dir)
+            trained.raise_if_diverged()
+            models[name], result = trained.model, trained.result
+            records[name] = {"meaning": meaning, "settings": trained.params,
                              "best_epoch": result.best_epoch, "seconds": result.seconds, "history": result.history}
         log("ablation: AFM with another seed, for stability ...")
-        models["AFM, seed 1"], result, _ = fit(dataset, "afm", {**base, "seed": 1}, pretrain_dir=fm_dir)
+        trained = fit(dataset, "afm", {**base, "seed": 1}, pretrain_dir=fm_dir)
+        trained.raise_if_diverged()
+        models["AFM, seed 1"] = trained.model
         for name, model in models.items():
             test = evaluate(model, dataset.splits["test"], dataset.label_range)
             row = {"model": name, "test_rmse": test["rmse"], "test_mae": test["mae"]}
@@ -66,15 +69,5 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
             rows.append(row)
     pairs = [("AFM", "AFM, seed 1"), ("AFM", "AFM, lambda=0")]
     stability = [{"a": a, "b": b, **importance_agreement(explanations[a], explanations[b])} for a, b in pairs]
-    return {"schema": SCHEMA, "version": SCHEMA_VERSION, "kind": "ablation", "quick": quick,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
-            "device": fm_device, "data": dataset.describe(), "table": rows, "runs": records,
+    return {**header("ablation", dataset, quick, fm_device), "table": rows, "runs": records,
             "stability": stability, "wall_seconds": time.perf_counter() - started}
-
-
-def ablation_table(results: dict) -> pd.DataFrame:
-    return pd.DataFrame(results["table"])
-
-
-def stability_table(results: dict) -> pd.DataFrame:
-    return pd.DataFrame(results["stability"])

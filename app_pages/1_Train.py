@@ -8,29 +8,15 @@ from afm.data import dataset_status
 from afm.data.tabular import csv_columns
 from afm.errors import AFMError
 from afm.jobs import TrainingJob
-from afm.presets import hyperparameters
 from afm.registry import delete_model, new_model_path, registry_table, rename_model
+from afm.settings import BY_NAME, hyperparameters, widgets
 from afm.training import available_devices
 from afm.uploads import store_upload
-from ui import PENDING, cached_dataset, entries, friendly_errors, setup, show_chart, show_table
+from ui import PENDING, cached_dataset, entries, friendly_errors, show_chart, show_registry_problems, show_table
 
-selection = setup("Train")
 st.title("Train")
 st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). Defaults are the paper's for "
            "Frappe and MovieLens, and small fast settings elsewhere.")
-
-HELP = {
-    "epochs": "Passes over the training split; the best epoch by validation RMSE is kept.",
-    "batch_size": "Instances per gradient step (paper: 128 for Frappe, 4096 for MovieLens).",
-    "lr": "Learning rate of the optimiser.",
-    "embed_dim": "k, the size of each feature's embedding (paper: 256).",
-    "attention_factor": "t, the hidden size of the attention network (paper: 256 Frappe, 8 MovieLens).",
-    "dropout": "Dropout on the pooled interaction vector.",
-    "attention_dropout": "Dropout on the attention weights (the authors used none).",
-    "l2_attention": "lambda: L2 penalty on the attention weights W, on the authors' scale.",
-    "patience": "Stop after this many epochs without a better validation RMSE (0: never).",
-}
-
 
 def choose_source():
     """The data source as a `load_dataset` argument (a JSON-able spec), or None when it is unavailable."""
@@ -49,8 +35,10 @@ def choose_source():
     if upload is None:
         return None
     path = store_upload(upload.getvalue(), upload.name)
-    target = st.selectbox("Target column", csv_columns(path), key="train_target",
-                          help="Two values become -1/+1; a numeric target with more values is regression.")
+    columns = csv_columns(path)
+    target = st.selectbox("Target column", columns, index=len(columns) - 1, key="train_target",
+                          help="Two values become -1/+1; a numeric target with more values is regression. "
+                               "The last column is offered first, where most exports put the label.")
     return {"kind": "csv", "path": str(path), "target": target, "seed": 0}
 
 
@@ -59,23 +47,25 @@ def choose_parameters(dataset_name: str, kind: str) -> dict:
     values = {}
     with st.expander("Hyperparameters", expanded=False):
         cols = st.columns(3)
-        shown = [k for k in HELP if k in preset]
-        for i, key in enumerate(shown):
-            default = preset[key]
-            widget_key = f"hp_{dataset_name}_{kind}_{key}"
-            if isinstance(default, int):
-                values[key] = cols[i % 3].number_input(key, min_value=0, value=default, step=1, help=HELP[key], key=widget_key)
+        for i, s in enumerate(widgets(kind)):  # one widget per setting of afm.settings, with its help and bounds
+            widget_key, column, default = f"hp_{dataset_name}_{kind}_{s.name}", cols[i % 3], preset[s.name]
+            if s.choices:
+                values[s.name] = column.selectbox(s.name, s.choices, index=s.choices.index(default), help=s.help,
+                                                  key=widget_key)
+            elif s.type is int:
+                values[s.name] = column.number_input(s.name, min_value=int(s.low or 0), value=default, step=1,
+                                                     help=s.help, key=widget_key)
             else:
-                values[key] = cols[i % 3].number_input(key, min_value=0.0, value=float(default), format="%g",
-                                                       help=HELP[key], key=widget_key)
-        values["optimizer"] = cols[0].selectbox("optimizer", ["adagrad", "adam"], key=f"hp_{dataset_name}_{kind}_opt",
-                                                index=["adagrad", "adam"].index(preset["optimizer"]))
+                values[s.name] = column.number_input(s.name, min_value=float(s.low or 0),
+                                                     max_value=None if s.below is None else float(s.below),
+                                                     value=float(default), format="%g", help=s.help, key=widget_key)
         values["device"] = cols[1].selectbox("device", available_devices(), key="hp_device",
                                              help="auto takes a CUDA or Apple GPU when there is one.")
         if kind == "afm":
             st.caption("Ablations: each of AFM's differences from FM can be switched off.")
-            values["attention"] = not st.checkbox("Uniform attention (every pair weighs 1/pairs)", key="hp_uniform")
-            values["learn_p"] = not st.checkbox("Fix p to ones (as FM)", key="hp_fixed_p")
+            for name in ("attention", "learn_p"):  # the two switches that turn an AFM difference off
+                s = BY_NAME[name]
+                values[name] = s.switched if st.checkbox(s.help, key=f"hp_{name}") else not s.switched
     return values
 
 
@@ -133,6 +123,7 @@ else:
     show_job()
 
 st.subheader("Saved models")
+show_registry_problems()
 all_entries = entries()
 show_table(registry_table(all_entries), "saved_models")
 names = [e.name for e in all_entries]

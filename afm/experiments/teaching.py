@@ -24,11 +24,10 @@ class PlantedResult:
 def planted_experiment(planted, strength: float = 1.0, noise: float = 0.3, rows: int = 20000, seed: int = 0) -> PlantedResult:
     """Generate synthetic data with these planted pairs; train FM and AFM with the default presets."""
     dataset = make_synthetic(seed=seed, rows=rows, planted=planted, strength=strength, noise=noise)
-    fm, fm_result, _ = fit(dataset, "fm", {"seed": seed})
-    afm, afm_result, _ = fit(dataset, "afm", {"seed": seed})
+    fm, afm = fit(dataset, "fm", {"seed": seed}), fit(dataset, "afm", {"seed": seed})
     test = dataset.splits["test"]
-    explanation = explain_split(afm, dataset, "test")
-    return PlantedResult(fm_rmse=evaluate(fm, test, dataset.label_range)["rmse"],
-                         afm_rmse=evaluate(afm, test, dataset.label_range)["rmse"],
+    explanation = explain_split(afm.model, dataset, "test")
+    return PlantedResult(fm_rmse=evaluate(fm.model, test, dataset.label_range)["rmse"],
+                         afm_rmse=evaluate(afm.model, test, dataset.label_range)["rmse"],
                          precision=planted_precision(explanation), afm_explanation=explanation,
-                         histories={"FM": fm_result.history, "AFM": afm_result.history})
+                         histories={"FM": fm.result.history, "AFM": afm.result.history})
