@@ -7,11 +7,31 @@ import streamlit as st
 from afm.explain import decompose
 from afm.registry import registry_table
 from afm.statistics import describe_spread
-from ui import entries, friendly_errors, load_entry, show_registry_problems, show_table, sidebar
+from afm import charts
+from ui import (cached_explanation, entries, friendly_errors, load_entry, show_chart, show_registry_problems, show_table,
+                sidebar, stability_note)
+
+
+def importance_picture():
+    """The selected model's field pairs by mean |contribution| on the test split, and how stable that is."""
+    chosen = st.session_state["selection"].afm or st.session_state["selection"].fm
+    model, dataset, key = load_entry(chosen)
+    if model is None:
+        st.info("No model yet: train one on the Train page.")
+        return
+    ex = cached_explanation(key, "test", model.model, dataset)
+    values = abs(ex.parts["contribution"]).mean(0)
+    show_chart(charts.pair_bars(ex.labels, values, f"Which field pairs matter most in {chosen.name} "
+                                f"({dataset.name}, test split)", "mean |contribution|", top=12), "home_pairs")
+    note = stability_note(chosen)
+    st.caption((note + " " if note else "") + "Whether this survives retraining: the page Which interactions "
+               "matter?")
 
 
 def home():
     st.title("AFM Explorer")
+    with friendly_errors():
+        importance_picture()
     st.markdown(
         "Which feature interactions matter? A **factorization machine** (FM) sums every pair of features with "
         "equal weight. An **attentional factorization machine** (AFM, Xiao et al., IJCAI 2017) learns how much "
@@ -58,6 +78,9 @@ PAGES = [  # (page, the question it answers)
     (st.Page("app_pages/5_Planted_interactions.py", title="Planted interactions", icon=":material/school:",
              url_path="Planted_interactions"),
      "Plant the interactions yourself, train in seconds, and see whether attention finds them."),
+    (st.Page("app_pages/6_Which_interactions_matter.py", title="Which interactions matter?", icon=":material/hub:",
+             url_path="Which_interactions_matter"),
+     "Which field pairs matter by four measures, and does the answer survive another equally good model?"),
 ]
 
 st.set_page_config(page_title="AFM Explorer", page_icon=":material/hub:", layout="wide")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
+from afm.agreement import SetComparison, compare_models
 from afm.checkpoints import LoadedModel, load_model
 from afm.compare import paired_errors
 from afm.data import Dataset, load_dataset
@@ -54,6 +55,36 @@ def cached_explanation(key: str, split: str, _model, _dataset: Dataset) -> Split
 @st.cache_data(show_spinner="Comparing FM and AFM instance by instance...", max_entries=16)
 def cached_errors(fm_key: str, afm_key: str, split: str, _fm, _afm, _dataset: Dataset) -> pd.DataFrame:
     return paired_errors(_fm, _afm, _dataset, split)
+
+
+@st.cache_resource(show_spinner="Measuring every field pair in every model (function-level too)...", max_entries=8)
+def cached_comparison(keys: tuple, split: str, sample: int | None, references: int, _models: dict, _dataset: Dataset,
+                      _sets: dict) -> SetComparison:
+    return compare_models(_models, _dataset, split, sample, references, sets=_sets)
+
+
+def compare_entries(chosen: list[ModelEntry], split: str = "test", sample: int | None = 2000,
+                    references: int = 16) -> SetComparison:
+    """The set comparison of registry entries (all of one dataset), cached by their keys."""
+    loaded = {e.name: load_entry(e) for e in chosen}
+    fingerprints = {data.fingerprint for _, data, _ in loaded.values()}
+    if len(fingerprints) > 1:
+        raise AFMError("the chosen models were trained on different data; compare models of one dataset")
+    dataset = next(iter(loaded.values()))[1]
+    keys = tuple(key for _, _, key in loaded.values())
+    return cached_comparison(keys, split, sample, references, {n: m.model for n, (m, _, _) in loaded.items()},
+                             dataset, {e.name: e.set_dir.name if e.set_dir else "" for e in chosen})
+
+
+def stability_note(entry: ModelEntry | None, measure: str = "attention") -> str | None:
+    """One line on how stable this model's pair ranking is across its model set; None outside a set."""
+    if entry is None or entry.set_dir is None:
+        return None
+    members = [e for e in entries() if e.set_dir == entry.set_dir]
+    if len(members) < 2:
+        return None
+    comparison = compare_entries(members, "test", sample=500, references=8)
+    return comparison.stability_line(measure if entry.kind == "afm" else "contribution")
 
 
 def dataset_of(loaded: LoadedModel) -> Dataset:

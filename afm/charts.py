@@ -42,7 +42,11 @@ def pair_heatmap(values, field_names: list[str], title: str = "Attention over fi
     fig = go.Figure(go.Heatmap(z=matrix, x=field_names, y=field_names, text=hover, hoverinfo="text",
                                colorbar=dict(title=value_name), hoverongaps=False, **scale))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "second field", "first field")
+    m = len(field_names)
+    if m > 12:  # many fields: smaller labels and a taller figure keep a 30 x 30 map readable
+        fig.update_xaxes(tickfont=dict(size=9), tickangle=-60)
+        fig.update_yaxes(tickfont=dict(size=9))
+    return _layout(fig, title, "second field", "first field", height=max(450, 16 * m + 200))
 
 
 def pair_bars(labels, values, title: str = "Field pairs ranked", value_name: str = "mean attention",
@@ -161,3 +165,30 @@ def study_curves(sweeps: pd.DataFrame, title: str = "Validation RMSE against eac
                       row=1, col=i)
     fig.update_yaxes(title_text="validation RMSE", row=1, col=1)
     return _layout(fig, title, "", "validation RMSE")
+
+
+def pair_bands(bands: pd.DataFrame, title: str, value_name: str, top: int = 20) -> go.Figure:
+    """One measure across a set of models: per field pair the median (bar) and the 10-90% band across
+    the models (whiskers), the `top` pairs by median, largest on top; robust pairs (in the top k of
+    every model) in the main colour, the others grey."""
+    shown = bands.sort_values("median", ascending=False, kind="stable").head(top).iloc[::-1]
+    labels = (shown.field_a + " x " + shown.field_b).tolist()
+    colours = [PALETTE[0] if robust else "#9AA5B1" for robust in shown.robust]
+    fig = go.Figure(go.Bar(
+        x=shown["median"], y=labels, orientation="h", marker_color=colours,
+        error_x=dict(type="data", symmetric=False, array=shown.q90 - shown["median"],
+                     arrayminus=shown["median"] - shown.q10, color="#1F2933", thickness=1.2),
+        hovertemplate="%{y}<br>median " + value_name + ": %{x:.4g}<extra></extra>"))
+    return _layout(fig, title, f"{value_name} (median; whiskers: 10-90% across models)", "",
+                   height=max(300, 22 * len(shown) + 140))
+
+
+def value_matrix(table: pd.DataFrame, title: str, value_name: str, diverging: bool = True) -> go.Figure:
+    """A value-by-value table of one field pair (rows: the first field's values) as a heatmap."""
+    z = table.to_numpy(dtype=float)
+    scale = dict(colorscale=DIVERGING, zmid=0.0) if diverging else dict(colorscale=SEQUENTIAL)
+    fig = go.Figure(go.Heatmap(z=z, x=list(table.columns), y=list(table.index), colorbar=dict(title=value_name),
+                               hoverongaps=False, hovertemplate="%{y} x %{x}<br>" + value_name + ": %{z:.4g}<extra></extra>",
+                               **scale))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, "", "", height=max(320, 24 * len(table) + 160))

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrain", metavar="FM_DIR", help="start AFM from this trained FM's embeddings")
     settings.add_flags(t, TRAIN_SETTINGS + ["freeze_fm"], "settings (default: the preset for the data)")
     t.add_argument("--seed", type=int, default=0, help=settings.BY_NAME["seed"].help + " (also of the data split)")
+    t.add_argument("--seeds", type=int, metavar="N", help="train a model set: N models (seeds --seed .. --seed+N-1) "
+                   "in --out/seed-S, named in --out/set.json; with --pretrain naming an FM set, AFM seed S starts "
+                   "from FM seed S; members already saved are kept (resume)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
 
@@ -60,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--row", type=int, help="explain this instance of the split")
     x.add_argument("--json", action="store_true")
     _add_data_dir(x)
+
+    i = sub.add_parser("interactions", help="which field pairs matter, by four measures, and whether a set of "
+                       "equally good models agrees")
+    i.add_argument("models", nargs="+", metavar="MODEL_OR_SET", help="model directories and/or model sets")
+    i.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    i.add_argument("--sample", type=int, default=2000, help="rows of the split, a seeded sample (0: every row)")
+    i.add_argument("--references", type=int, default=16, help="reference rows per instance (R)")
+    i.add_argument("--top", type=int, default=3, help="a pair is robust when in the top K of every model")
+    i.add_argument("--json", action="store_true")
+    _add_data_dir(i)
 
     r = sub.add_parser("reproduce", help="the paper's protocol: FM, then AFM from FM's embeddings; a results file")
     r.add_argument("--dataset", required=True, help="frappe, movielens or synthetic")
@@ -131,8 +144,13 @@ def cmd_train(args) -> int:
     for name, value in overrides.items():  # bad values are refused before the data is read
         if value is not None:
             settings.BY_NAME[name].check(value)
-    check_output_dir(args.out, args.overwrite)
+    if args.seeds is not None and not 1 <= args.seeds <= 100:
+        raise AFMError(f"--seeds takes 1 to 100 models, not {args.seeds}")
+    if args.seeds is None:
+        check_output_dir(args.out, args.overwrite)
     dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed)
+    if args.seeds is not None:
+        return _train_set(args, dataset, overrides)
     log = print if distributed.is_main() else (lambda *a, **k: None)
     log(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
         + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()))  # stdout: stderr is for the one error line
@@ -154,6 +172,17 @@ def cmd_train(args) -> int:
 
         print(describe_spread(read_meta(path)["attention_spread"], "afm") + " (validation split)")
     print(f"saved {path}")
+    return 0
+
+
+def _train_set(args, dataset, overrides) -> int:
+    from afm.modelsets import train_set
+
+    print(f"{dataset.name}: a set of {args.seeds} {args.model.upper()} models in {args.out}")
+    members = train_set(dataset, args.model, args.out, list(range(args.seed, args.seed + args.seeds)),
+                        {k: v for k, v in overrides.items() if k != "seed"}, args.pretrain, log=print,
+                        show_progress=not args.quiet and sys.stderr.isatty())
+    print(f"saved the set {args.out} ({len(members)} models)")
     return 0
 
 
@@ -199,6 +228,47 @@ def cmd_explain(args) -> int:
         print(table.to_json(orient="records"))
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_interactions(args) -> int:
+    from afm.agreement import compare_models
+    from afm.modelsets import expand
+    from afm.workflows import load_with_data
+
+    if args.sample < 0 or not 1 <= args.references <= 1000 or args.top < 1:
+        raise AFMError("--sample takes 0 (every row) or more, --references 1 to 1000, --top 1 or more")
+    models, sets, dataset = {}, {}, None
+    for path in expand(args.models):
+        loaded, data = load_with_data(path, args.data_dir)
+        if dataset is not None and data.fingerprint != dataset.fingerprint:
+            raise AFMError(f"{path} was trained on other data than {next(iter(models))}; compare models of one dataset")
+        dataset = data
+        name = f"{path.parent.name}/{path.name}" if (path.parent / "set.json").is_file() else path.name
+        models[name], sets[name] = loaded.model, path.parent.name if (path.parent / "set.json").is_file() else ""
+    comparison = compare_models(models, dataset, args.split, args.sample or None, args.references, args.top,
+                                sets=sets)
+    if args.json:
+        print(json.dumps({"bands": comparison.bands.to_dict(orient="records"),
+                          "agreement": comparison.agreement.to_dict(orient="records"),
+                          "accuracy": comparison.accuracy.to_dict(orient="records"),
+                          "accuracy_note": comparison.accuracy_note}))
+        return 0
+    wide = comparison.bands.pivot_table(index=["field_a", "field_b"], columns="measure", values="median", sort=False)
+    robust = comparison.bands.pivot_table(index=["field_a", "field_b"], columns="measure", values="robust",
+                                          aggfunc="first", sort=False)
+    wide = wide.sort_values("interaction", ascending=False).reset_index()
+    for measure in robust.columns:
+        wide[f"{measure} robust"] = [bool(robust.loc[(a, b), measure]) for a, b in zip(wide.field_a, wide.field_b)]
+    print(f"{dataset.name}, {args.split} split ({args.sample or 'every'} rows, R={args.references}), "
+          f"{len(models)} model(s); medians across models, strongest function-level interaction first:")
+    with __import__("pandas").option_context("display.width", 200, "display.max_rows", 60):
+        print(wide.head(60).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(wide) > 60:
+        print(f"({len(wide) - 60} more pairs; --json for all)")
+    print("rank agreement across models (1: identical rankings):")
+    print(comparison.agreement.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(comparison.accuracy_note)
     return 0
 
 
@@ -292,7 +362,7 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "reproduce": cmd_reproduce,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "reproduce": cmd_reproduce,
             "ablate": cmd_ablate, "bench": cmd_bench, "datasets": cmd_datasets, "download": cmd_download}
 
 

@@ -27,8 +27,9 @@ class JobState:
 
 class TrainingJob:
     def __init__(self, dataset: Dataset, kind: str, out: Path, overrides: dict | None = None,
-                 pretrain_dir: Path | None = None):
-        self.dataset, self.kind, self.out = dataset, kind, Path(out)
+                 pretrain_dir: Path | None = None, seeds: int = 1):
+        """With `seeds` > 1 the job trains a model set into `out` (afm.modelsets)."""
+        self.dataset, self.kind, self.out, self.seeds = dataset, kind, Path(out), seeds
         self.overrides, self.pretrain_dir = dict(overrides or {}), pretrain_dir
         self.epochs = self.overrides.get("epochs")
         self._state = JobState()
@@ -67,6 +68,9 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
+            if self.seeds > 1:
+                self._run_set()
+                return
             trained = train_and_save(self.dataset, self.kind, self.out, self.overrides, self.pretrain_dir,
                                      on_progress=self._progress, should_stop=self._stop.is_set)
             result, path, history = trained.result, trained.path, trained.result.history
@@ -79,6 +83,22 @@ class TrainingJob:
             status, message, path, history = "failed", str(exc), None, []
         except Exception as exc:  # keep the interface alive; say what broke
             status, message, path, history = "failed", f"internal error: {type(exc).__name__}: {exc}", None, []
+        self._finish(status, message, path, history)
+
+    def _run_set(self) -> None:
+        from afm.modelsets import train_set
+
+        seed = self.overrides.get("seed") or 0
+        lines = []
+        try:
+            members = train_set(self.dataset, self.kind, self.out, list(range(seed, seed + self.seeds)),
+                                {k: v for k, v in self.overrides.items() if k != "seed"}, self.pretrain_dir,
+                                log=lines.append, on_progress=self._progress, should_stop=self._stop.is_set)
+            self._finish("finished", f"a set of {len(members)}: " + "; ".join(lines), self.out, [])
+        except AFMError as exc:
+            self._finish("failed", str(exc), None, [])
+
+    def _finish(self, status: str, message: str, path, history) -> None:
         with self._lock:
             self._state.status, self._state.message, self._state.path = status, message, path
             if history:

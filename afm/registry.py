@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from afm.checkpoints import is_model_dir, read_meta, recover_interrupted
+from afm.modelsets import is_set_dir, set_members
 from afm.errors import AFMError, CheckpointError
 from afm.paths import user_directory
 
@@ -38,13 +39,31 @@ class ModelEntry:
     dataset: str
     test_rmse: float | None
     created: str
+    set_dir: Path | None = None  # the model set it belongs to, if any
 
 
-def _entry(path: Path, builtin: bool) -> ModelEntry:
+def _entry(path: Path, builtin: bool, set_dir: Path | None = None) -> ModelEntry:
     meta = read_meta(path)  # checks every field read below
-    return ModelEntry(name=path.name, path=path, builtin=builtin, kind=meta["model"]["kind"],
+    name = f"{set_dir.name}/{path.name}" if set_dir else path.name
+    return ModelEntry(name=name, path=path, builtin=builtin, kind=meta["model"]["kind"],
                       dataset=meta["data"]["name"], test_rmse=meta.get("metrics", {}).get("test", {}).get("rmse"),
-                      created=meta.get("created", ""))
+                      created=meta.get("created", ""), set_dir=set_dir)
+
+
+def _model_paths(root: Path) -> list[tuple[Path, Path | None]]:
+    """(model directory, its set directory or None) for the models and model sets in a folder."""
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        if is_model_dir(path):
+            found.append((path, None))
+        elif is_set_dir(path):
+            try:
+                found += [(member, path) for member in set_members(path)]
+            except CheckpointError:
+                continue
+    return found
 
 
 def scan_models(directory: str | os.PathLike | None = None,
@@ -57,11 +76,12 @@ def scan_models(directory: str | os.PathLike | None = None,
     paths = []
     if root.is_dir():
         recover_interrupted(root)
-        paths = [(p, False) for p in root.iterdir() if not p.name.startswith(".") and p.is_dir() and is_model_dir(p)]
-    builtin = sorted(BUILTIN_DIR.iterdir()) if include_builtin and BUILTIN_DIR.is_dir() else []
-    for path, is_builtin in paths + [(p, True) for p in builtin]:
+        paths = [(p, s, False) for p, s in _model_paths(root)]
+    if include_builtin and BUILTIN_DIR.is_dir():
+        paths += [(p, s, True) for p, s in _model_paths(BUILTIN_DIR)]
+    for path, set_dir, is_builtin in paths:
         try:
-            found.append(_entry(path, is_builtin))
+            found.append(_entry(path, is_builtin, set_dir))
         except CheckpointError as exc:
             problems.append(str(exc))
     users = sorted((e for e in found if not e.builtin), key=lambda e: e.created, reverse=True)
@@ -75,8 +95,14 @@ def list_models(directory: str | os.PathLike | None = None, include_builtin: boo
 
 def registry_table(entries: list[ModelEntry]) -> pd.DataFrame:
     return pd.DataFrame([{"name": e.name, "model": e.kind.upper(), "dataset": e.dataset, "test RMSE": e.test_rmse,
-                          "created": e.created, "shipped": e.builtin} for e in entries],
-                        columns=["name", "model", "dataset", "test RMSE", "created", "shipped"])
+                          "set": e.set_dir.name if e.set_dir else "", "created": e.created, "shipped": e.builtin}
+                         for e in entries],
+                        columns=["name", "model", "dataset", "test RMSE", "set", "created", "shipped"])
+
+
+def set_entries(entries: list[ModelEntry], set_dir: Path) -> list[ModelEntry]:
+    """The registry entries of one model set."""
+    return [e for e in entries if e.set_dir == set_dir]
 
 
 def new_model_path(directory: str | os.PathLike | None, dataset: str, kind: str) -> Path:
@@ -99,6 +125,8 @@ def check_name(name: str) -> str:
 def rename_model(entry: ModelEntry, new_name: str) -> Path:
     if entry.builtin:
         raise AFMError(f"{entry.name} is shipped with the app and cannot be renamed")
+    if entry.set_dir is not None:
+        raise AFMError(f"{entry.name} is a member of a model set; its name is its seed")
     target = entry.path.with_name(check_name(new_name))
     if target.exists():
         raise AFMError(f"a model named {new_name} already exists")
@@ -109,6 +137,8 @@ def rename_model(entry: ModelEntry, new_name: str) -> Path:
 def delete_model(entry: ModelEntry) -> None:
     if entry.builtin:
         raise AFMError(f"{entry.name} is shipped with the app and cannot be deleted")
+    if entry.set_dir is not None:
+        raise AFMError(f"{entry.name} is a member of a model set; delete the set's folder {entry.set_dir} instead")
     doomed = entry.path.with_name(f".{entry.name}.{secrets.token_hex(3)}.deleting")
     os.rename(entry.path, doomed)  # disappears from the registry at once, then is removed
     shutil.rmtree(doomed, ignore_errors=True)

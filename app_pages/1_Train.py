@@ -8,6 +8,7 @@ from afm.data import dataset_status
 from afm.data.tabular import csv_columns
 from afm.errors import AFMError
 from afm.jobs import TrainingJob
+from afm.modelsets import is_set_dir, member_for_seed
 from afm.registry import delete_model, new_model_path, registry_table, rename_model
 from afm.settings import BY_NAME, hyperparameters, widgets
 from afm.training import available_devices
@@ -21,7 +22,9 @@ st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). D
 def choose_source():
     """The data source as a `load_dataset` argument (a JSON-able spec), or None when it is unavailable."""
     status = {row["name"]: row for row in dataset_status()}
-    kind = st.radio("Data", ["synthetic", "frappe", "movielens", "your CSV file"], horizontal=True, key="train_data")
+    kind = st.radio("Data", ["synthetic", "wide", "frappe", "movielens", "your CSV file"], horizontal=True,
+                    key="train_data", help="wide: our click-log-shaped data, 24 fields with long-tailed values and "
+                                            "three planted pairs")
     if kind in ("frappe", "movielens"):
         if not status[kind]["available"]:
             st.info(f"{kind.capitalize()} is not on this machine. Its licence forbids redistribution, so fetch it "
@@ -29,8 +32,8 @@ def choose_source():
                     "folder that has it).")
             return None
         return {"frappe": {"kind": "frappe"}, "movielens": {"kind": "movielens"}}[kind]
-    if kind == "synthetic":
-        return {"kind": "synthetic", "seed": int(st.number_input("Seed", 0, 10_000, 0, key="train_seed"))}
+    if kind in ("synthetic", "wide"):
+        return {"kind": kind, "seed": int(st.number_input("Data seed", 0, 10_000, 0, key="train_seed"))}
     upload = st.file_uploader("CSV file: categorical columns and a target", type=["csv", "tsv", "txt"])
     if upload is None:
         return None
@@ -83,7 +86,7 @@ def show_job():
     elif state.status == "finished":
         st.success(f"{job.kind.upper()} saved as **{state.path.name}** ({state.message}).")
         if st.button("Explain it: select it in the sidebar", key="select_trained"):
-            st.session_state[PENDING] = {job.kind: state.path.name}
+            st.session_state[PENDING] = {job.kind: state.path.name + ("/seed-0" if job.seeds > 1 else "")}
             st.rerun()
     else:
         st.error(f"Training failed: {state.message}")
@@ -110,13 +113,22 @@ with friendly_errors():
         pretrain = None
         if kind == "afm":
             fms = [e for e in entries() if e.kind == "fm" and e.dataset == dataset.name]
-            choice = st.selectbox("Start from a trained FM's embeddings", ["(random start)"] + [e.name for e in fms],
+            starts = {e.name: e.path for e in fms}
+            starts.update({f"set {d.name} (AFM seed s from FM seed s)": d for d in
+                           sorted({e.set_dir for e in fms if e.set_dir}, key=str)})
+            choice = st.selectbox("Start from a trained FM's embeddings", ["(random start)", *starts],
                                   index=1 if fms else 0, key="train_pretrain")
-            pretrain = next((e.path for e in fms if e.name == choice), None)
+            pretrain = starts.get(choice)
         running = st.session_state.get("job") is not None and st.session_state["job"].running
+        seeds = int(st.number_input("Models (seeds)", 1, 10, 1, key="train_seeds",
+                                    help="More than one trains a model set: the same settings with seeds 0, 1, ..., "
+                                         "to see which explanations survive retraining (page: Which interactions "
+                                         "matter?). With an FM set as the start, AFM seed s starts from FM seed s."))
+        if pretrain is not None and seeds == 1 and is_set_dir(pretrain):
+            pretrain = member_for_seed(pretrain, params.get("seed") or 0)
         if st.button("Train", type="primary", disabled=running, key="start_training"):
-            out = new_model_path(None, dataset.name, kind)
-            st.session_state["job"] = TrainingJob(dataset, kind, out, params, pretrain).start()
+            out = new_model_path(None, dataset.name, kind + ("-set" if seeds > 1 else ""))
+            st.session_state["job"] = TrainingJob(dataset, kind, out, params, pretrain, seeds=seeds).start()
 if st.session_state.get("job") is not None and st.session_state["job"].running:
     watch_job()
 else:

@@ -5,7 +5,7 @@ from afm import charts
 from afm.explain import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
 from afm.statistics import attention_spread, describe_spread
 from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
-from ui import friendly_errors, selected_pair, show_chart, show_table
+from ui import friendly_errors, selected_pair, selection, show_chart, show_table, stability_note
 
 st.title("Instance explorer")
 
@@ -83,6 +83,9 @@ with friendly_errors():
                     help="Raw attention can look flat while the model relies on it: small weight shifts on large "
                          "pair terms. Relative to uniform, 1 is the weight every pair would get without attention.")
     st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config.kind)}.")
+    note = stability_note(selection().afm if model is pair.afm else selection().fm)
+    if note:
+        st.caption(note)
     left, right = st.columns(2)
     with left:
         show_chart(charts.pair_heatmap(pair_view(result, model_dataset.field_names, view), model_dataset.field_names,

@@ -3,7 +3,8 @@ import streamlit as st
 
 from afm import charts
 from afm.statistics import attention_shape, compare_explanations, faithfulness_summary, pair_statistics
-from ui import cached_explanation, entries, friendly_errors, load_entry, selection, show_chart, show_table
+from ui import (cached_explanation, entries, friendly_errors, load_entry, selection, show_chart, show_table,
+                stability_note)
 
 st.title("Attention across datasets")
 st.caption("Entropy is divided by log(number of pairs), so datasets with different field counts compare: 1 "
@@ -39,6 +40,9 @@ if explanations:
     st.subheader("One model in detail")
     name = st.selectbox("Model", list(explanations), key="across_detail")
     ex = explanations[name]
+    note = stability_note(next((e for e in all_entries if e.name == name), None))
+    if note:
+        st.caption(note)
     statistics = pair_statistics(ex)
     show_chart(charts.pair_distributions(statistics), "pair_distributions")
     show_table(statistics, "pair_statistics")

@@ -48,7 +48,9 @@ def test_home_shows_the_formula_with_numbers_and_the_registry(registry):
     assert app.title[0].value == "AFM Explorer"
     assert len(app.latex) == 2 and "28 pairs" in app.latex[1].value
     table = app.dataframe[0].value
-    assert set(table.name) == {"synthetic-fm", "synthetic-afm"} and table.shipped.all()
+    assert {"synthetic-fm", "synthetic-afm", "wide-afm-set/seed-2"} <= set(table.name) and table.shipped.all()
+    bars = next(f for f in figures(app) if f.data[0].type == "bar")  # Home opens on the model's pair importance
+    assert "synthetic-afm" in bars.layout.title.text
     assert sidebar_choice(app, "AFM") == "synthetic-afm" and sidebar_choice(app, "FM") == "synthetic-fm"
 
 
@@ -198,3 +200,47 @@ def test_instance_explorer_heatmap_views(registry):
         heatmap = next(f for f in figures(app) if f.data[0].type == "heatmap")
         np.testing.assert_allclose(array(heatmap.data[0].z)[rows, cols], pair_view(result, data.field_names, view),
                                    rtol=1e-6)
+
+
+def test_which_interactions_matter_compares_the_shipped_wide_set(registry):
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    app.sidebar.selectbox[0].set_value("wide").run()
+    app.switch_page("app_pages/6_Which_interactions_matter.py").run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="which_models").value == [f"wide-afm-set/seed-{s}" for s in range(3)]
+    agreement = next(df.value for df in app.dataframe if "kendall_w" in df.value.columns)
+    assert set(agreement.measure) == {"attention", "contribution", "ablation", "interaction"}
+    assert (agreement.models == 3).all() and agreement.kendall_w.between(0, 1).all()
+    robust = next(m.value for m in app.markdown if "In the top 3 of every model" in m.value)
+    for a, b in (("site_category", "hour"), ("app_category", "device_type"), ("banner_pos", "ad_size")):
+        assert f"{a} x {b}" in robust or f"{b} x {a}" in robust  # the planted pairs survive retraining
+    titles = [f.layout.title.text for f in figures(app) if f.data[0].type == "heatmap"]
+    assert len(titles) == 4 and titles[-1] == "planted"  # interaction, function-level, attention score, planted
+    assert all("correlation with planted" in t for t in titles[:-1])  # the strongest pair is a planted one
+    app.switch_page("app_pages/2_Instance_explorer.py").run()  # a set member's page says how stable it is
+    assert any("Across 3 models of its set" in c.value for c in app.caption)
+
+
+def test_a_model_with_32_fields_works_on_every_page(registry):
+    from afm.data import make_synthetic
+    from afm.workflows import train_and_save
+
+    fields = {f"field_{i:02d}": [f"v{j}" for j in range(3 + i % 4)] for i in range(32)}
+    data = make_synthetic(seed=0, rows=400, fields=fields, planted=[("field_01", "field_07")])
+    fm = train_and_save(data, "fm", registry / "wide32-fm", {"epochs": 1})
+    train_and_save(data, "afm", registry / "wide32-afm", {"epochs": 1}, fm.path)
+    app = open_page()
+    app.sidebar.selectbox[0].set_value("synthetic").run()
+    app.sidebar.selectbox[1].set_value("wide32-fm").run()
+    app.sidebar.selectbox[2].set_value("wide32-afm").run()
+    assert not app.exception
+    for page in ("2_Instance_explorer", "3_FM_vs_AFM", "4_Attention_across_datasets", "6_Which_interactions_matter"):
+        app.switch_page(f"app_pages/{page}.py").run()
+        assert not app.exception, (page, app.exception)
+        assert not app.error, (page, app.error[0].value)
+        if page == "2_Instance_explorer":
+            heatmap = next(f for f in figures(app) if f.data[0].type == "heatmap")
+            assert len(heatmap.data[0].x) == 32 and heatmap.layout.height >= 16 * 32  # 32 x 32, tall enough
+    bars = next(f for f in figures(app) if f.data[0].type == "bar")
+    assert len(bars.data[0].y) == 20  # 496 pairs: the chart is capped, the table holds them all
+    assert any("The 20 strongest of 496 pairs" in c.value for c in app.caption)

@@ -39,6 +39,7 @@ class Dataset:
     task: str = "binary"  # "binary" (labels -1/+1) or "regression"
     planted_pairs: list[tuple[str, str]] = field(default_factory=list)
     notes: str = ""
+    planted_effects: dict = field(default_factory=dict, repr=False)  # (a, b) -> what the pair adds, by values
 
     def __post_init__(self):
         m, n_feat = len(self.field_names), len(self.feature_names)

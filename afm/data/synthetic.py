@@ -26,14 +26,32 @@ FIELDS: dict[str, list[str]] = {
 }
 DEFAULT_PLANTED = (("app_category", "daytime"), ("user_group", "weather"))
 
+# The wide default: click-log-shaped (Avazu's field names), 24 fields from 3 to 2,000 values drawn
+# long-tailed, three planted pairs. For comparing datasets offline, and for models with many pairs.
+WIDE_SIZES = {"hour": 24, "weekday": 7, "banner_pos": 7, "site_id": 800, "site_domain": 600, "site_category": 20,
+              "app_id": 900, "app_domain": 150, "app_category": 25, "device_model": 2000, "device_type": 5,
+              "device_conn_type": 4, "os": 6, "region": 40, "ad_size": 3, "C1": 7, "C14": 1500, "C15": 8,
+              "C16": 9, "C17": 400, "C18": 4, "C19": 60, "C20": 160, "C21": 60}
+WIDE_FIELDS = {name: [f"v{i}" for i in range(size)] for name, size in WIDE_SIZES.items()}
+WIDE_PLANTED = (("site_category", "hour"), ("app_category", "device_type"), ("banner_pos", "ad_size"))
+WIDE_LONG_TAIL = 1.1  # value i drawn with probability proportional to 1 / (i + 1)^1.1
+
 
 MIN_ROWS, MAX_ROWS = 30, 10_000_000
 
 
+def make_wide(seed: int = 0, rows: int = 30000) -> Dataset:
+    """The wide synthetic dataset (WIDE_SIZES), recorded by seed and rows alone."""
+    return make_synthetic(seed=seed, rows=rows, planted=WIDE_PLANTED, fields=WIDE_FIELDS, long_tail=WIDE_LONG_TAIL,
+                          name="wide")
+
+
 def make_synthetic(seed: int = 0, rows: int = 20000, planted=DEFAULT_PLANTED, strength: float = 1.0,
-                   first_order: float = 0.3, noise: float = 0.3, fields: dict[str, list[str]] | None = None) -> Dataset:
+                   first_order: float = 0.3, noise: float = 0.3, fields: dict[str, list[str]] | None = None,
+                   long_tail: float = 0.0, name: str = "synthetic") -> Dataset:
     """Generate the synthetic dataset. `planted` is a list of field-name pairs; `strength` scales them all
-    (or pass one strength per pair as a list)."""
+    (or pass one strength per pair as a list). `long_tail` > 0 draws each field's values with probability
+    proportional to 1 / (index + 1)^long_tail instead of uniformly."""
     fields = dict(FIELDS if fields is None else fields)
     names = list(fields)
     if not isinstance(planted, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in planted):
@@ -52,31 +70,40 @@ def make_synthetic(seed: int = 0, rows: int = 20000, planted=DEFAULT_PLANTED, st
         raise DataError(f"synthetic data takes a whole number of rows from {MIN_ROWS} to {MAX_ROWS:,}, not {rows!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DataError(f"the synthetic data's seed must be a whole number of at least 0, not {seed!r}")
-    for name, value in (("noise", noise), ("first_order", first_order)):
+    for setting, value in (("noise", noise), ("first_order", first_order)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-            raise DataError(f"the synthetic data's {name} must be a finite number of at least 0, not {value!r}")
+            raise DataError(f"the synthetic data's {setting} must be a finite number of at least 0, not {value!r}")
 
     rng = np.random.default_rng(seed)
     sizes = [len(v) for v in fields.values()]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    values = np.stack([rng.integers(0, s, size=rows) for s in sizes], axis=1)  # (rows, m) value index per field
+    if long_tail > 0:
+        tails = [1.0 / np.arange(1, s + 1) ** long_tail for s in sizes]
+        values = np.stack([rng.choice(s, size=rows, p=t / t.sum()) for s, t in zip(sizes, tails)], axis=1)
+    else:
+        values = np.stack([rng.integers(0, s, size=rows) for s in sizes], axis=1)  # (rows, m) value index per field
 
     score = noise * rng.standard_normal(rows)
     for f, s in enumerate(sizes):
         score += first_order * rng.standard_normal(s)[values[:, f]]
+    effects = {}
     for (a, b), weight in zip(planted, strengths):
         fa, fb = names.index(a), names.index(b)
         table = rng.standard_normal((sizes[fa], sizes[fb]))
         score += weight * table[values[:, fa], values[:, fb]]
+        effects[(a, b)] = weight * table  # what the pair adds to the score, by (value of a, value of b)
     y = np.where(score > np.median(score), 1.0, -1.0).astype(np.float32)
 
     feature_names = [f"{name}={value}" for name, vals in fields.items() for value in vals]
-    source = {"kind": "synthetic", "seed": seed, "rows": rows, "planted": [list(p) for p in planted],
-              "strength": strengths.tolist(), "first_order": first_order, "noise": noise}
-    if fields != FIELDS:
-        source["fields"] = fields
-    return Dataset(name="synthetic", field_names=names, feature_names=feature_names,
+    if name == "wide":
+        source = {"kind": "wide", "seed": seed, "rows": rows}
+    else:
+        source = {"kind": "synthetic", "seed": seed, "rows": rows, "planted": [list(p) for p in planted],
+                  "strength": strengths.tolist(), "first_order": first_order, "noise": noise}
+        if fields != FIELDS:
+            source["fields"] = fields
+    return Dataset(name=name, field_names=names, feature_names=feature_names,
                    splits=random_split(values + offsets, y, seed), source=source, task="binary",
-                   planted_pairs=planted,
-                   notes=f"Generated by afm.data.synthetic (seed {seed}); planted pairs: "
-                         + ", ".join(f"{a} x {b}" for a, b in planted))
+                   planted_pairs=planted, planted_effects=effects,
+                   notes=f"Generated by afm.data.synthetic (seed {seed}{', long-tailed values' if long_tail else ''}); "
+                         "planted pairs: " + ", ".join(f"{a} x {b}" for a, b in planted))

@@ -19,7 +19,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"": "AFM Explorer", "Train": "Train", "Instance_explorer": "Instance explorer", "FM_vs_AFM": "FM vs AFM",
-         "Attention_across_datasets": "Attention across datasets", "Planted_interactions": "Planted interactions"}
+         "Attention_across_datasets": "Attention across datasets", "Planted_interactions": "Planted interactions",
+         "Which_interactions_matter": "Which interactions matter?"}
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here "
                                                           "(.ci/run installs it with apt-get where it can)")
@@ -97,7 +98,7 @@ def test_every_page_opens_without_error(server, page, shots, path, title):
     settle(page)
     assert_no_error(page, path or "home")
     page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
-    if path in ("", "Instance_explorer", "FM_vs_AFM", "Planted_interactions"):
+    if path in ("", "Instance_explorer", "FM_vs_AFM", "Planted_interactions", "Which_interactions_matter"):
         assert page.locator(".js-plotly-plot, [data-testid='stLatex'], .katex").count() > 0
 
 

@@ -1,0 +1,104 @@
+"""Model sets: several models trained on the same data that are about equally accurate (seeds, settings).
+
+A set directory holds one ordinary model directory per member (`seed-0`, `seed-1`, ...) and `set.json`,
+which names them; any list of saved models, or of sets, can also be compared as a set."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from afm.checkpoints import LoadedModel, is_model_dir, load_model
+from afm.errors import AFMError, CheckpointError
+
+SET_FORMAT, SET_FILE = "afm-explorer-set", "set.json"
+
+
+def is_set_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / SET_FILE).is_file()
+
+
+def set_members(path: str | os.PathLike) -> list[Path]:
+    """The member model directories of a set directory, in seed order."""
+    path = Path(path)
+    try:
+        info = json.loads((path / SET_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path / SET_FILE}: cannot be read ({exc})") from None
+    if not isinstance(info, dict) or info.get("format") != SET_FORMAT or not isinstance(info.get("members"), list):
+        raise CheckpointError(f"{path}: not an AFM Explorer model set ({SET_FILE} malformed)")
+    members = []
+    for name in info["members"]:
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise CheckpointError(f"{path / SET_FILE}: bad member name {name!r}")
+        if is_model_dir(path / name):  # a member still training or removed is left out
+            members.append(path / name)
+    return members
+
+
+def member_for_seed(path: str | os.PathLike, seed: int) -> Path:
+    """The member of a set trained with this seed (AFM seed s starts from FM seed s)."""
+    candidate = Path(path) / f"seed-{seed}"
+    if not is_model_dir(candidate):
+        raise AFMError(f"the model set {path} has no member for seed {seed}")
+    return candidate
+
+
+def expand(paths) -> list[Path]:
+    """Model directories from a list of model and set directories."""
+    found = []
+    for path in map(Path, paths):
+        if is_set_dir(path):
+            found += set_members(path)
+        elif is_model_dir(path):
+            found.append(path)
+        else:
+            raise AFMError(f"{path} is neither a model directory nor a model set")
+    if not found:
+        raise AFMError("no models to compare")
+    return found
+
+
+def load_models(paths) -> dict[str, LoadedModel]:
+    """Every model of the given model and set directories, by a readable name (set/member)."""
+    loaded = {}
+    for path in expand(paths):
+        name = f"{path.parent.name}/{path.name}" if is_set_dir(path.parent) else path.name
+        loaded[name] = load_model(path)
+    return loaded
+
+
+def write_set_file(directory: Path, members: list[str], kind: str, settings: dict) -> None:
+    info = {"format": SET_FORMAT, "kind": kind, "members": members, "settings": settings,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    tmp = directory / (SET_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
+    tmp.replace(directory / SET_FILE)
+
+
+def train_set(dataset, kind: str, out: str | os.PathLike, seeds: list[int], overrides: dict | None = None,
+              pretrain_dir: str | os.PathLike | None = None, log=print, **callbacks) -> list:
+    """Train one model per seed into `out/seed-N` (each a model directory) and name them in `set.json`.
+    With a set as `pretrain_dir`, the AFM of seed s starts from the FM of seed s. Members already saved
+    are kept, so an interrupted set resumes where it stopped."""
+    from afm.workflows import train_and_save
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for seed in seeds:
+        member = out / f"seed-{seed}"
+        if not is_model_dir(member):
+            start = member_for_seed(pretrain_dir, seed) if pretrain_dir and is_set_dir(pretrain_dir) else pretrain_dir
+            trained = train_and_save(dataset, kind, member, {**(overrides or {}), "seed": seed}, start, **callbacks)
+            if trained.diverged:
+                raise AFMError(f"seed {seed}: {trained.divergence_message()}")
+            log(f"seed {seed}: best epoch {trained.result.best_epoch}, validation RMSE "
+                f"{trained.result.best_validation_rmse:.4f} ({trained.result.seconds:.0f}s)")
+        done.append(member.name)
+        write_set_file(out, done, kind, {k: v for k, v in (overrides or {}).items() if v is not None})
+        should_stop = callbacks.get("should_stop")
+        if should_stop is not None and should_stop():
+            break  # the member that was stopped keeps its best epoch; no further seeds start
+    return [out / name for name in done]
