@@ -79,19 +79,24 @@ class SetComparison:
                 f"model: {pairs}.")
 
 
-def compare_models(models: dict, dataset: Dataset, split: str = "test", sample: int | None = 2000,
-                   reference_count: int = DEFAULT_REFERENCES, top_k: int = 3, seed: int = 0,
-                   sets: dict[str, str] | None = None) -> SetComparison:
-    """`models`: name -> model (torch module), all on `dataset`. `sets`: name -> set name, for the note on
-    accuracy (the seed noise is the spread within a set)."""
-    frames = []
+def measure_models(models: dict, dataset: Dataset, split: str = "test", sample: int | None = 2000,
+                   reference_count: int = DEFAULT_REFERENCES, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Every model's four measures per field pair (long: model, field_a, field_b, measure, value, rank with
+    1 the most important), and every model's RMSE on the split."""
+    frames, rmse = [], {}
     for name, model in models.items():
         table = pair_measures(model, dataset, split, sample, reference_count, seed)
         long = table.melt(id_vars=["field_a", "field_b"], value_vars=list(MEASURES), var_name="measure")
         long["rank"] = long.groupby("measure")["value"].rank(ascending=False, method="min")
         frames.append(long.assign(model=name))
-    values = pd.concat(frames, ignore_index=True)
-    k = min(top_k, dataset.num_pairs)
+        rmse[name] = evaluate(model, dataset.splits[split], dataset.label_range)["rmse"]
+    return pd.concat(frames, ignore_index=True), rmse
+
+
+def summarize(values: pd.DataFrame, rmse: dict, top_k: int = 3, sets: dict[str, str] | None = None) -> SetComparison:
+    """Bands, agreement and the accuracy note of measured models (`measure_models`), or of any subset."""
+    pairs_count = values[["field_a", "field_b"]].drop_duplicates().shape[0]
+    k = min(top_k, pairs_count)
     grouped = values.dropna(subset=["value"]).groupby(["measure", "field_a", "field_b"], sort=False)
     bands = grouped.agg(median=("value", "median"), q10=("value", lambda v: v.quantile(0.1)),
                         q90=("value", lambda v: v.quantile(0.9)), worst_rank=("rank", "max"),
@@ -109,10 +114,18 @@ def compare_models(models: dict, dataset: Dataset, split: str = "test", sample: 
                      "mean_spearman": float(np.nanmean(spearman)) if spearman else float("nan"),
                      "min_spearman": float(np.nanmin(spearman)) if spearman else float("nan"),
                      "kendall_w": kendall_w(scores)})
-    accuracy = pd.DataFrame([{"model": name, "set": (sets or {}).get(name, ""),
-                              "rmse": evaluate(model, dataset.splits[split], dataset.label_range)["rmse"]}
-                             for name, model in models.items()])
+    names = list(dict.fromkeys(values.model))
+    accuracy = pd.DataFrame([{"model": name, "set": (sets or {}).get(name, ""), "rmse": rmse[name]} for name in names])
     return SetComparison(values, bands, pd.DataFrame(rows), accuracy, accuracy_note(accuracy), k)
+
+
+def compare_models(models: dict, dataset: Dataset, split: str = "test", sample: int | None = 2000,
+                   reference_count: int = DEFAULT_REFERENCES, top_k: int = 3, seed: int = 0,
+                   sets: dict[str, str] | None = None) -> SetComparison:
+    """`models`: name -> model (torch module), all on `dataset`. `sets`: name -> set name, for the note on
+    accuracy (the seed noise is the spread within a set)."""
+    values, rmse = measure_models(models, dataset, split, sample, reference_count, seed)
+    return summarize(values, rmse, top_k, sets)
 
 
 def accuracy_note(accuracy: pd.DataFrame) -> str:

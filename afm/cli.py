@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--references", type=int, default=16, help="reference rows per instance (R)")
     i.add_argument("--top", type=int, default=3, help="a pair is robust when in the top K of every model")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--out", metavar="FILE", help="a results file: each argument is a set, agreement within each "
+                   "and across every two, planted-pair recovery (metrics only)")
     _add_data_dir(i)
+
+    o = sub.add_parser("results", help="the committed results files as the README's tables")
+    o.add_argument("--markdown", action="store_true", help="print every table in Markdown")
+    o.add_argument("--update-readme", action="store_true", help="rewrite the README's generated blocks")
 
     r = sub.add_parser("reproduce", help="the paper's protocol: FM, then AFM from FM's embeddings; a results file")
     r.add_argument("--dataset", required=True, help="frappe, movielens or synthetic")
@@ -246,6 +252,8 @@ def cmd_interactions(args) -> int:
         dataset = data
         name = f"{path.parent.name}/{path.name}" if (path.parent / "set.json").is_file() else path.name
         models[name], sets[name] = loaded.model, path.parent.name if (path.parent / "set.json").is_file() else ""
+    if args.out:
+        return _interaction_study(args, models, sets, dataset)
     comparison = compare_models(models, dataset, args.split, args.sample or None, args.references, args.top,
                                 sets=sets)
     if args.json:
@@ -269,6 +277,38 @@ def cmd_interactions(args) -> int:
     print("rank agreement across models (1: identical rankings):")
     print(comparison.agreement.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(comparison.accuracy_note)
+    return 0
+
+
+def _interaction_study(args, models, sets, dataset) -> int:
+    from afm.experiments.interaction_study import agreement_table, interaction_study, recovery_table
+    from afm.experiments.results import write_results
+
+    grouped = {}
+    for name, model in models.items():
+        grouped.setdefault(sets[name] or name, {})[name.split("/")[-1]] = model
+    results = interaction_study(grouped, dataset, args.split, args.sample or None, args.references, args.top,
+                                log=lambda line: print(line, file=sys.stderr))
+    out = write_results(results, args.out)
+    print("mean pairwise Spearman of the field-pair ranking, within each set and across every two:")
+    print(agreement_table(results).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    recovery = recovery_table(results)
+    if not recovery.empty:
+        print("planted pairs among each model's top pairs (mean over the set, worst model):")
+        print(recovery.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from afm.experiments.results import ROOT, results_markdown, update_readme
+
+    if args.update_readme:
+        done = update_readme(ROOT / "README.md")
+        print(f"README.md: {len(done)} block(s) regenerated ({', '.join(done) or 'none'})")
+        return 0
+    for stem, text in results_markdown().items():
+        print(f"<!-- results:{stem} -->\n{text}\n<!-- /results -->\n")
     return 0
 
 
@@ -335,6 +375,8 @@ def cmd_bench(args) -> int:
     ex = results["explanations"]
     print(f"explanations ({ex['data']}, {ex['test_rows']} test rows, k=t=256): one instance "
           f"{ex['one_instance_ms']:.1f} ms; every global statistic of the test split {ex['whole_test_split_s']:.2f} s")
+    print(f"function-level interactions (every field pair, R=16): a 2,000-row sample "
+          f"{ex['interactions_2000_rows_s']:.2f} s; the whole test split {ex['interactions_whole_split_s']:.1f} s")
     if args.app:
         from afm.bench.app import app_timings
 
@@ -362,7 +404,7 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "reproduce": cmd_reproduce,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "results": cmd_results, "reproduce": cmd_reproduce,
             "ablate": cmd_ablate, "bench": cmd_bench, "datasets": cmd_datasets, "download": cmd_download}
 
 

@@ -95,13 +95,15 @@ def _pairwise(model, x: np.ndarray, refs: np.ndarray) -> np.ndarray:
         xi, xj = xt[:, rows][:, None], xt[:, cols][:, None]  # (N, 1, P)
         ri, rj = rt[:, rows][None], rt[:, cols][None]  # (1, R, P)
         n, r, p = len(xt), len(rt), len(rows)
-        # (score, interaction) of each pair with neither, the first, the second, or both sides from r
-        combos = [(xi.expand(n, r, p), xj.expand(n, r, p)), (ri.expand(n, r, p), xj.expand(n, r, p)),
-                  (xi.expand(n, r, p), rj.expand(n, r, p)), (ri.expand(n, r, p), rj.expand(n, r, p))]
-        terms = [_pair_terms(model, a, b) for a, b in combos]
-        shift = torch.stack([s for s, _ in terms]).amax(dim=(0, 3), keepdim=True)[0]  # per (n, r): stable exp
-        weights = [torch.exp(s - shift) for s, _ in terms]
-        num = [w * c for w, (_, c) in zip(weights, terms)]  # e^s c and e^s, per combo, (N, R, P)
+        # (score, interaction) of each pair with neither, the first, the second, or both sides from r; the
+        # first depends on the row alone and the last on the reference alone, so they broadcast
+        terms = [_pair_terms(model, xi, xj), _pair_terms(model, ri.expand(n, r, p), xj.expand(n, r, p)),
+                 _pair_terms(model, xi.expand(n, r, p), rj.expand(n, r, p)), _pair_terms(model, ri, rj)]
+        shift = terms[0][0].amax(-1, keepdim=True)  # a per-row shift keeps exp() in range
+        for score, _ in terms[1:]:
+            shift = torch.maximum(shift, score.amax(-1, keepdim=True))
+        weights = [torch.exp(s - shift) for s, _ in terms]  # each broadcast to (N, R, P)
+        num = [w * c for w, (_, c) in zip(weights, terms)]  # e^s c and e^s, per combo
         first_side = torch.zeros(m, p, dtype=torch.float64, device=device)  # field f is pair q's first side
         first_side[rows, torch.arange(p)] = 1.0
         second_side = torch.zeros_like(first_side)

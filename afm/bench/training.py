@@ -260,6 +260,7 @@ def explanation_latency(data_dir=None, runs: int = 5) -> dict:
     """One instance's decomposition with ablation, and every global statistic of the whole Frappe test split
     (random rows of its shape where the files are not here), for AFM at k = t = 256."""
     from afm.explain import decompose, explain_split
+    from afm.interactions import interactions
     from afm.statistics import attention_shape, faithfulness_summary, pair_statistics, planted_precision
 
     try:
@@ -295,9 +296,14 @@ def explanation_latency(data_dir=None, runs: int = 5) -> dict:
     def one_instance():
         decompose(model, dataset, "test", int(rng.integers(rows)))
 
+    def function_level(sample):
+        return lambda: interactions(model, dataset, "test", sample=sample, reference_count=16)
+
     one_instance()
     return {"data": dataset.name, "test_rows": rows, "one_instance_ms": 1000 * timed(one_instance, runs * 10),
-            "whole_test_split_s": timed(everything, runs)}
+            "whole_test_split_s": timed(everything, runs),
+            "interactions_2000_rows_s": timed(function_level(2000), runs),
+            "interactions_whole_split_s": timed(function_level(None), max(1, runs // 3))}
 
 
 def _memory_mb() -> tuple[float, float]:

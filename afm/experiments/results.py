@@ -152,3 +152,75 @@ def ablation_table(results: dict) -> pd.DataFrame:
 
 def stability_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(results["stability"])
+
+
+# --- the README's result tables, generated from the committed files ---------------------------------------
+
+def _markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return "n/a" if value != value else f"{value:.{digits}f}"
+        return str(value)
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def interactions_markdown(results: dict) -> str:
+    """An interactions results file as the README shows it: agreement, accuracy, robust pairs, recovery."""
+    from afm.experiments.interaction_study import agreement_table
+
+    parts = ["Mean pairwise Spearman of the field-pair ranking (1: every model ranks the pairs alike), within "
+             "each set and across every two sets:", "", _markdown(agreement_table(results))]
+    accuracy = pd.DataFrame(results["accuracy_by_set"]).rename(columns={"size": "models"})
+    parts += ["", f"{results['settings']['split'].capitalize()} RMSE per set:", "",
+              _markdown(accuracy[["set", "models", "mean", "std", "min", "max"]], 4)]
+    robust = pd.DataFrame(results["robust"])
+    robust = robust[robust.measure == "interaction"][["set", "robust_pairs"]]
+    robust["robust_pairs"] = robust.robust_pairs.map(lambda pairs: ", ".join(pairs) or "none")
+    parts += ["", f"Pairs in the top {results['settings']['top_k']} of every model of the set by function-level "
+              "interaction:", "", _markdown(robust.rename(columns={"robust_pairs": "robust pairs"}))]
+    recovery = pd.DataFrame(results["planted_recovery"])
+    if not recovery.empty:
+        table = recovery.groupby(["set", "measure"], sort=False).precision.min().unstack()
+        table = table.reindex(columns=[m for m in ("attention", "contribution", "ablation", "interaction")
+                                       if m in table.columns]).reset_index()
+        parts += ["", "Planted pairs among the top pairs, in the worst model of each set (1: every model finds "
+                  "them all):", "", _markdown(table, 2)]
+    return "\n".join(parts)
+
+
+MARKDOWN = {"interactions": interactions_markdown}
+
+
+def results_markdown(directory: Path = RESULTS_DIR) -> dict[str, str]:
+    """Markdown for every committed results file of a kind with a README table, by file stem."""
+    return {stem: MARKDOWN[r["kind"]](r) for stem, r in committed_results(directory).items() if r.get("kind") in MARKDOWN}
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The generated blocks of a README: `<!-- results:STEM -->` ... `<!-- /results -->`."""
+    import re
+
+    return {m.group(1): m.group(2).strip() for m in
+            re.finditer(r"<!-- results:([\w.-]+) -->\n(.*?)<!-- /results -->", text, flags=re.S)}
+
+
+def update_readme(path: Path, directory: Path = RESULTS_DIR) -> list[str]:
+    """Rewrite every generated block of the README from the results files; the stems rewritten."""
+    import re
+
+    text = Path(path).read_text(encoding="utf-8")
+    generated = results_markdown(directory)
+    done = []
+
+    def replace(match):
+        stem = match.group(1)
+        if stem not in generated:
+            return match.group(0)
+        done.append(stem)
+        return f"<!-- results:{stem} -->\n{generated[stem]}\n<!-- /results -->"
+
+    text = re.sub(r"<!-- results:([\w.-]+) -->\n.*?<!-- /results -->", replace, text, flags=re.S)
+    Path(path).write_text(text, encoding="utf-8")
+    return done
