@@ -12,7 +12,10 @@ st.caption("Entropy is divided by log(number of pairs), so datasets with differe
 
 all_entries = entries()
 names = [e.name for e in all_entries]
-default = [e.name for e in (selection().afm, selection().fm) if e is not None]
+chosen_afm = selection().afm
+other = next((e for e in all_entries if e.kind == "afm" and chosen_afm is not None and e.dataset != chosen_afm.dataset),
+             None)  # an AFM of another dataset, so the page compares datasets from the first visit
+default = [e.name for e in (chosen_afm, other or selection().fm) if e is not None]
 chosen = st.multiselect("Models to compare (two or more)", names, default=default, key="across_models")
 split = st.selectbox("Split", ["test", "validation"], key="across_split")
 

@@ -118,9 +118,10 @@ def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
 
 def test_attention_across_datasets_page(registry):
     app = open_page("4_Attention_across_datasets")
-    assert app.multiselect(key="across_models").value == ["synthetic-afm", "synthetic-fm"]
+    assert app.multiselect(key="across_models").value == ["synthetic-afm", "wide-afm-set/seed-0"]  # two datasets
     summary = app.dataframe[0].value
-    assert list(summary.model) == ["synthetic-afm", "synthetic-fm"]
+    assert list(summary.model) == ["synthetic-afm", "wide-afm-set/seed-0"]
+    assert list(summary.dataset) == ["synthetic", "wide"] and list(summary.pairs) == [28, 276]
     assert len([f for f in figures(app) if f.data[0].type == "histogram"]) == 2
 
 
