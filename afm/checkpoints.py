@@ -10,7 +10,6 @@ import ctypes
 import errno
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -26,24 +25,12 @@ from safetensors.torch import load_file, save_file
 from afm.errors import AFMError, CheckpointError
 from afm.limits import check_allocation
 from afm.models import ModelConfig, build_model
+from afm.provenance import git_state, library_versions
 
 FORMAT = "afm-explorer-model"
 FORMAT_VERSION = 1
 WEIGHTS, META = "model.safetensors", "model.json"
 LEGACY_NAMES = {"weight.weight": "linear.weight"}  # the first-order table's name before it was `linear`
-
-
-def library_versions() -> dict:
-    """Versions of the libraries that shape the numbers, and the thread count: on a CPU the same seed gives
-    the same bits only with the same thread count (README, What is promised)."""
-    import numpy
-    import safetensors
-
-    from afm import __version__
-
-    return {"afm": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "safetensors": safetensors.__version__, "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads()}
 
 
 @dataclass
@@ -77,6 +64,7 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, data: di
         "history": history or [],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
+        "git": git_state(),
         **(extra or {}),
     }
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
@@ -204,7 +192,7 @@ def read_meta(directory: str | os.PathLike) -> dict:
 
 _META_TYPES = {"model": dict, "data": dict, "training": dict, "metrics": dict, "history": list, "created": str,
                "versions": dict, "best_epoch": int, "stop_reason": str, "train_seconds": (int, float),
-               "device": str, "attention_spread": dict, "start": dict}
+               "device": str, "attention_spread": dict, "start": dict, "git": dict}
 
 
 def check_meta(meta: dict, where: Path) -> None:

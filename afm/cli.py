@@ -76,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "and across every two, planted-pair recovery (metrics only)")
     _add_data_dir(i)
 
+    v = sub.add_parser("verdict", help="a fair FM vs AFM verdict: the same search budget for both, seeds, "
+                       "uniform AFM and FM+A beside; a results file")
+    v.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
+    v.add_argument("--configs", type=int, default=6, help="configurations searched on validation, per side")
+    v.add_argument("--search-epochs", type=int, default=10, help="the epoch cap of every searched configuration")
+    v.add_argument("--seeds", type=int, default=5, help="seeds of every final model")
+    v.add_argument("--epochs", type=int, help="cap the final runs' epochs (default: the preset's, with early stopping)")
+    v.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
+    v.add_argument("--models-dir", metavar="DIR", help="keep the final models here (and resume from them)")
+    v.add_argument("--out", help="results file (default: results/verdict-DATASET[-quick].json)")
+    settings.add_flags(v, ["device"])
+    _add_data_dir(v)
+
     o = sub.add_parser("results", help="the committed results files as the README's tables")
     o.add_argument("--markdown", action="store_true", help="print every table in Markdown")
     o.add_argument("--update-readme", action="store_true", help="rewrite the README's generated blocks")
@@ -300,6 +313,24 @@ def _interaction_study(args, models, sets, dataset) -> int:
     return 0
 
 
+def cmd_verdict(args) -> int:
+    from afm.data import load_dataset
+    from afm.experiments.results import write_results
+    from afm.experiments.verdict import verdict, verdict_sentence
+
+    if args.dataset not in ("frappe", "movielens", "synthetic", "wide"):
+        raise AFMError(f"verdict takes frappe, movielens, synthetic or wide, not {args.dataset!r}")
+    if not (1 <= args.configs <= 100 and 1 <= args.search_epochs <= 1000 and 1 <= args.seeds <= 100):
+        raise AFMError("--configs takes 1 to 100, --search-epochs 1 to 1000, --seeds 1 to 100")
+    dataset = load_dataset(args.dataset, args.data_dir)
+    results = verdict(dataset, args.configs, args.search_epochs, args.seeds, args.epochs, args.quick,
+                      args.device or "auto", args.models_dir, log=lambda line: print(line, file=sys.stderr))
+    out = write_results(results, args.out or f"results/verdict-{args.dataset}{'-quick' if args.quick else ''}.json")
+    print(verdict_sentence(results))
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_results(args) -> int:
     from afm.experiments.results import ROOT, results_markdown, update_readme
 
@@ -404,7 +435,8 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "results": cmd_results, "reproduce": cmd_reproduce,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "results": cmd_results,
+            "verdict": cmd_verdict, "reproduce": cmd_reproduce,
             "ablate": cmd_ablate, "bench": cmd_bench, "datasets": cmd_datasets, "download": cmd_download}
 
 
@@ -420,7 +452,7 @@ def main(argv=None) -> int:
         return _run(args)
 
 
-TRAINING_COMMANDS = ("train", "reproduce", "ablate", "bench")
+TRAINING_COMMANDS = ("train", "reproduce", "ablate", "bench", "verdict")
 
 
 def _run(args) -> int:

@@ -248,7 +248,8 @@ class AFM(_PairwiseModel):
 
         p_start "ones" is the authors' choice. Attention sums to 1 over the P pairs where FM's weights sum
         to P, so that shrinks the pair term P-fold and AFM relearns the scale; "pairs" starts p at P, so AFM
-        with uniform attention is exactly the FM it starts from."""
+        with uniform attention is exactly the FM it starts from; "fm" also zeroes h, so the attention starts
+        uniform and the AFM computes exactly the FM's function at epoch 0 (FM+A done properly)."""
         if fm.config.num_features != self.config.num_features or fm.config.embed_dim != self.config.embed_dim:
             raise AFMError(
                 f"the FM has {fm.config.num_features} features x {fm.config.embed_dim} dims, "
@@ -256,10 +257,12 @@ class AFM(_PairwiseModel):
         self.bias.copy_(fm.bias)
         self.linear.weight.copy_(fm.linear.weight)
         self.embedding.weight.copy_(fm.embedding.weight)
-        if p_start not in ("ones", "pairs"):
-            raise AFMError(f"p_start must be 'ones' or 'pairs', not {p_start!r}")
-        if p_start == "pairs" and self.config.learn_p:
+        if p_start not in ("ones", "pairs", "fm"):
+            raise AFMError(f"p_start must be 'ones', 'pairs' or 'fm', not {p_start!r}")
+        if p_start in ("pairs", "fm") and self.config.learn_p:
             self.p.fill_(float(self.num_pairs))
+        if p_start == "fm" and self.config.attention:
+            self.attention_h.zero_()  # every score 0: uniform 1/P, and with p = P exactly the FM's pair sum
 
 
 def build_model(config: ModelConfig) -> _PairwiseModel:

@@ -110,8 +110,9 @@ SETTINGS = (
       pattern=r"auto|cpu|mps|cuda(:[0-9]+)?", widget=False),
     # start: how an AFM starts from a trained FM (--pretrain)
     S("p_start", str, "start", AFM_ONLY, {"default": "ones"},
-      "with --pretrain: start p at ones (the authors') or at the number of pairs (AFM then starts exactly as "
-      "the FM)", choices=("ones", "pairs"), in_results=True, widget=False),
+      "with --pretrain: start p at ones (the authors'), at the number of pairs, or 'fm': p at the number of "
+      "pairs and the attention output h at zero, so every pair weighs 1/pairs and AFM starts as exactly the FM",
+      choices=("ones", "pairs", "fm"), in_results=True, widget=False),
     S("freeze_fm", bool, "start", AFM_ONLY, {"default": False},
       "with --pretrain: FM+A, FM's parameters frozen and only attention and p trained", switched=True,
       widget=False),

@@ -5,6 +5,7 @@ from afm import charts
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
 from afm.experiments.results import (ablation_table, case_study_table, committed_results, results_table,
                                      settings_note, settings_table, stability_table, sweep_table)
+from afm.experiments.verdict import verdict_sentence, verdict_tables
 from ui import friendly_errors, selected_pair, show_chart, show_table
 
 st.title("FM vs AFM")
@@ -46,6 +47,30 @@ with friendly_errors():
     show_table(largest_differences(errors), "largest_differences")
     show_chart(charts.learning_curves({"FM": fm.meta.get("history", []), "AFM": afm.meta.get("history", [])}),
                "learning_curves")
+
+st.header("The fair verdict")
+st.caption("Both sides searched on validation with the same budget (configurations, epoch cap; k fixed), the "
+           "chosen FM and AFM run with several seeds beside uniform AFM (no attention) and FM+A (FM frozen, started "
+           "as exactly the FM); only those final runs are read on test. The verdict interval is the wider of the "
+           "across-seed t interval and the per-seed paired bootstrap (`python -m afm verdict --dataset ...`).")
+verdicts = {name: r for name, r in committed_results().items() if r.get("kind") == "verdict"}
+if not verdicts:
+    st.info("No verdict results yet: run `python -m afm verdict --dataset frappe` (hours on a CPU).")
+else:
+    name = st.selectbox("Verdict results", list(verdicts), key="verdict_file",
+                        format_func=lambda n: f"{n}{' (quick)' if verdicts[n].get('quick') else ''}")
+    results = verdicts[name]
+    st.markdown(f"**{verdict_sentence(results)}**")
+    tables = verdict_tables(results)
+    show_table(tables["budget"], f"verdict_budget_{name}", "Each side's search budget, and what it chose.")
+    show_table(tables["summary"], f"verdict_summary_{name}")
+    show_table(tables["comparisons"], f"verdict_comparisons_{name}")
+    with st.popover("Every searched configuration (validation only)"):
+        show_table(tables["search"], f"verdict_search_{name}")
+    commit = results.get("git", {})
+    st.caption(f"{results['data'].get('notes') or results['data']['name']}. Code {commit.get('commit', '?')[:10]}"
+               f"{' (uncommitted changes)' if commit.get('dirty') else ''}, torch {results['versions']['torch']}, "
+               f"{results['versions'].get('torch_threads', '?')} threads, {results['device']}.")
 
 st.header("Is it the attention?")
 st.caption("AFM differs from FM in three ways: attention, a learned projection p, and retraining from FM's "

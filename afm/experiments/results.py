@@ -3,14 +3,13 @@ its provenance header, atomic writing, reading the committed files back, and the
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from afm import settings
-from afm.checkpoints import library_versions
+from afm.provenance import git_state, library_versions
 from afm.data.dataset import Dataset
 from afm.paper import TEST_RMSE
 from afm.training import evaluate
@@ -18,18 +17,6 @@ from afm.training import evaluate
 SCHEMA, SCHEMA_VERSION = "afm-explorer-results", 1
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "results"
-
-
-def git_state(root: Path = ROOT) -> dict:
-    """The commit the code came from and whether the working tree had changes ({} outside a checkout)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"commit": commit, "dirty": dirty}
 
 
 def header(kind: str, dataset: Dataset, quick: bool, device: str) -> dict:
@@ -49,13 +36,15 @@ def write_results(results: dict, out: str | Path) -> Path:
     return out
 
 
-def run_record(trained, dataset: Dataset) -> dict:
-    """One trained run as a results file records it: settings, metrics on every split, epochs, time."""
+def run_record(trained, dataset: Dataset, final: bool = True) -> dict:
+    """One trained run as a results file records it: settings, metrics, epochs, time. The test split is
+    read only for a finished, chosen run (`final`); a run that is part of a search records train and
+    validation alone, and says so."""
     result = trained.result
+    splits = ("train", "validation", "test") if final else ("train", "validation")
     return {
-        "settings": dict(trained.params),
-        "metrics": {s: evaluate(trained.model, dataset.splits[s], dataset.label_range)
-                    for s in ("train", "validation", "test")},
+        "settings": dict(trained.params), "final": final,
+        "metrics": {s: evaluate(trained.model, dataset.splits[s], dataset.label_range) for s in splits},
         "best_epoch": result.best_epoch, "epochs_run": len(result.history) - 1, "stop_reason": result.stop_reason,
         "seconds": result.seconds, "device": result.device, "history": result.history,
     }
@@ -190,7 +179,13 @@ def interactions_markdown(results: dict) -> str:
     return "\n".join(parts)
 
 
-MARKDOWN = {"interactions": interactions_markdown}
+def _verdict_markdown(results: dict) -> str:
+    from afm.experiments.verdict import verdict_markdown
+
+    return verdict_markdown(results)
+
+
+MARKDOWN = {"interactions": interactions_markdown, "verdict": _verdict_markdown}
 
 
 def results_markdown(directory: Path = RESULTS_DIR) -> dict[str, str]:

@@ -1,0 +1,214 @@
+"""A fair FM vs AFM verdict. Both sides get the same search budget on validation (the same number of
+configurations, the same epoch cap; k fixed), the chosen FM and AFM then run with several seeds beside
+uniform AFM (no attention) and FM+A (FM frozen, started as exactly the FM), and only those finished, chosen
+runs are read on the test split. AFM vs FM gets two intervals, across seeds (paired by seed, Student t) and
+per seed (paired bootstrap over instances); the verdict uses the wider.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from afm import settings
+from afm.checkpoints import load_model
+from afm.compare import bootstrap_comparison, paired_errors
+from afm.data.dataset import Dataset
+from afm.experiments.reproduce import epoch_logger
+from afm.experiments.results import header, run_record
+from afm.modelsets import train_set
+from afm.training import evaluate
+from afm.workflows import fit
+
+SEARCH = {  # what each side may change (k fixed); AFM also its attention factor and lambda
+    "fm": {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5)},
+    "afm": {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5),
+            "attention_factor": (16, 64, 256), "l2_attention": (0.0, 1.0, 4.0, 16.0)},
+}
+LEARNING_RATES = {"adagrad": (0.005, 0.01, 0.015, 0.05, 0.1), "adam": (3e-4, 1e-3, 3e-3)}
+VARIANTS = {  # the final runs beside FM and AFM, each from FM seed s
+    "uniform AFM": {"attention": False},
+    "FM+A": {"freeze_fm": True, "p_start": "fm"},
+}
+
+
+def candidate_configs(dataset_name: str, kind: str, count: int, seed: int = 0) -> list[dict]:
+    """`count` distinct configurations: the preset (the paper's, on its datasets) first, then random ones."""
+    preset = settings.hyperparameters(dataset_name, kind)
+    space = SEARCH[kind]
+    configs = [{**{k: preset[k] for k in space}, "lr": preset["lr"]}]
+    rng = np.random.default_rng(seed)
+    for _ in range(1000):
+        if len(configs) >= count:
+            break
+        config = {k: values[rng.integers(len(values))] for k, values in space.items()}
+        config["lr"] = LEARNING_RATES[config["optimizer"]][rng.integers(len(LEARNING_RATES[config["optimizer"]]))]
+        config = {k: (v.item() if hasattr(v, "item") else v) for k, v in config.items()}
+        if config not in configs:
+            configs.append(config)
+    return configs
+
+
+def search(dataset: Dataset, kind: str, configs: list[dict], base: dict, pretrain_dir=None, log=print) -> list[dict]:
+    """Train each configuration (seed 0) and record its validation RMSE; never the test split."""
+    rows = []
+    for i, config in enumerate(configs):
+        log(f"search {kind.upper()} {i + 1}/{len(configs)}: {config}")
+        trained = fit(dataset, kind, {**base, **config, "seed": 0}, pretrain_dir=pretrain_dir)
+        record = run_record(trained, dataset, final=False)
+        rows.append({"config": config, "validation_rmse": trained.result.best_validation_rmse,
+                     "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
+                     "stop_reason": record["stop_reason"], "seconds": record["seconds"]})
+    return rows
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with df degrees of freedom (bisection on its CDF, integrated by
+    Simpson's rule): enough digits for an interval."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(t: float) -> float:
+        x = np.linspace(0.0, t, 4001)
+        y = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
+        h = x[1] - x[0]
+        return 0.5 + h / 3 * (y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum())
+
+    low, high = 0.0, 1000.0
+    for _ in range(80):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+def seed_interval(differences: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Paired-by-seed t interval of the mean difference; NaN with fewer than two seeds."""
+    n = len(differences)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = t_quantile(1 - (1 - level) / 2, n - 1) * differences.std(ddof=1) / math.sqrt(n)
+    return float(differences.mean() - half), float(differences.mean() + half)
+
+
+def verdict(dataset: Dataset, configs: int = 6, search_epochs: int = 10, seeds: int = 5, epochs: int | None = None,
+            quick: bool = False, device: str = "auto", models_dir: Path | None = None, log=print) -> dict:
+    """The whole protocol as a results dict. `models_dir` keeps (and resumes from) the final runs' models
+    (never commit those trained on licensed data)."""
+    started = time.perf_counter()
+    base = {**(settings.quick_overrides(dataset.name) if quick else {}), "device": device}
+    search_base = {**base, "epochs": search_epochs}
+    final_base = {**base, **({"epochs": epochs} if epochs else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(models_dir) if models_dir else Path(tmp)
+        fm_rows = search(dataset, "fm", candidate_configs(dataset.name, "fm", configs), search_base, log=log)
+        fm_best = min(fm_rows, key=lambda r: r["validation_rmse"])["config"]
+        log(f"FM chosen on validation: {fm_best}; {seeds} seeds ...")
+        fm_dirs = train_set(dataset, "fm", root / "fm", list(range(seeds)), {**final_base, **fm_best}, log=log,
+                            on_progress=epoch_logger(log))
+        afm_rows = search(dataset, "afm", candidate_configs(dataset.name, "afm", configs), search_base,
+                          pretrain_dir=fm_dirs[0], log=log)
+        afm_best = min(afm_rows, key=lambda r: r["validation_rmse"])["config"]
+        log(f"AFM chosen on validation: {afm_best}; {seeds} seeds and the variants ...")
+        runs = {"FM": fm_dirs}
+        for name, extra in {"AFM": {}, **VARIANTS}.items():
+            folder = root / name.lower().replace(" ", "-").replace("+", "-plus-")
+            runs[name] = train_set(dataset, "afm", folder, list(range(seeds)), {**final_base, **afm_best, **extra},
+                                   pretrain_dir=root / "fm", log=log)
+        final = final_runs(runs, dataset)
+    summary, comparisons = summarize_runs(final)
+    budget = {"configurations": configs, "epoch_cap": search_epochs, "seed": 0,
+              "embed_dim": settings.hyperparameters(dataset.name, "fm", base)["embed_dim"]}
+    return {**header("verdict", dataset, quick, final[0]["device"]),
+            "budget": {"fm": budget, "afm": budget}, "search": {"fm": fm_rows, "afm": afm_rows},
+            "chosen": {"fm": fm_best, "afm": afm_best}, "runs": final, "summary": summary,
+            "comparisons": comparisons, "wall_seconds": time.perf_counter() - started}
+
+
+def final_runs(runs: dict[str, list[Path]], dataset: Dataset) -> list[dict]:
+    """The chosen runs, read on the test split (the only place that reads it), and each seed's paired
+    bootstrap against the FM of the same seed."""
+    fms = {path.name: load_model(path).model for path in runs["FM"]}
+    rows = []
+    for name, paths in runs.items():
+        for path in paths:
+            loaded = load_model(path)
+            test = evaluate(loaded.model, dataset.splits["test"], dataset.label_range)
+            row = {"model": name, "seed": int(path.name.split("-")[1]), "test_rmse": test["rmse"],
+                   "test_mae": test["mae"], "validation_rmse": loaded.meta["metrics"]["validation"]["rmse"],
+                   "best_epoch": loaded.meta["best_epoch"], "device": loaded.meta["device"],
+                   "settings": {**loaded.meta["training"], **loaded.meta.get("start", {})}}
+            if name != "FM":
+                ci = bootstrap_comparison(paired_errors(fms[path.name], loaded.model, dataset, "test"))
+                ci = ci.set_index("metric").loc["rmse"]
+                row.update({"difference_vs_fm": float(ci.difference), "bootstrap_low": float(ci.ci_low),
+                            "bootstrap_high": float(ci.ci_high)})
+            rows.append(row)
+    return rows
+
+
+def summarize_runs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Mean and standard deviation per model; and per variant against FM: the mean difference, the
+    across-seed t interval, the widest per-seed bootstrap interval, and the verdict interval (the wider)."""
+    table = pd.DataFrame(rows)
+    summary = (table.groupby("model", sort=False).test_rmse.agg(["mean", "std", "size"]).reset_index()
+               .rename(columns={"size": "seeds"}).to_dict(orient="records"))
+    fm = table[table.model == "FM"].set_index("seed").test_rmse
+    comparisons = []
+    for name, part in table[table.model != "FM"].groupby("model", sort=False):
+        part = part.set_index("seed")
+        differences = (part.test_rmse - fm.reindex(part.index)).to_numpy()
+        seed_low, seed_high = seed_interval(differences)
+        boot_half = float(np.max((part.bootstrap_high - part.bootstrap_low) / 2))
+        mean = float(differences.mean())
+        seed_half = (seed_high - seed_low) / 2 if not math.isnan(seed_low) else float("nan")
+        half = boot_half if math.isnan(seed_half) else max(seed_half, boot_half)
+        comparisons.append({"model": name, "mean_difference": mean, "relative": mean / float(fm.mean()),
+                            "seed_low": seed_low, "seed_high": seed_high,
+                            "bootstrap_half_width": boot_half, "verdict_low": mean - half, "verdict_high": mean + half,
+                            "interval_used": "per-seed bootstrap" if half == boot_half else "across-seed t interval"})
+    return summary, comparisons
+
+
+def verdict_sentence(results: dict) -> str:
+    """The verdict in words, whichever way it comes out."""
+    comparisons = {c["model"]: c for c in results["comparisons"]}
+    afm = comparisons["AFM"]
+    if afm["verdict_high"] < 0:
+        claim = f"AFM is better than the tuned FM by {-afm['relative']:.1%}"
+    elif afm["verdict_low"] > 0:
+        claim = f"AFM is worse than the tuned FM by {afm['relative']:.1%}"
+    else:
+        claim = f"AFM and the tuned FM cannot be told apart ({afm['relative']:+.1%})"
+    parts = [f"{claim} (test RMSE difference {afm['mean_difference']:+.4f}, interval "
+             f"[{afm['verdict_low']:+.4f}, {afm['verdict_high']:+.4f}] from the {afm['interval_used']})"]
+    for name in VARIANTS:
+        if name in comparisons:
+            c = comparisons[name]
+            parts.append(f"{name} {c['relative']:+.1%} [{c['verdict_low']:+.4f}, {c['verdict_high']:+.4f}]")
+    return "; ".join(parts) + "."
+
+
+def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
+    """A verdict results file as tables: the budget of each side, test RMSE per model (mean, std over
+    seeds), each variant against FM with both intervals, and the search (validation only)."""
+    budget = pd.DataFrame([{"side": side.upper(), **b, "chosen": ", ".join(f"{k}={v}" for k, v in results["chosen"][side].items())}
+                           for side, b in results["budget"].items()])
+    summary = pd.DataFrame(results["summary"]).rename(columns={"mean": "test RMSE (mean)", "std": "std over seeds"})
+    comparisons = pd.DataFrame(results["comparisons"])[
+        ["model", "mean_difference", "relative", "seed_low", "seed_high", "bootstrap_half_width", "verdict_low",
+         "verdict_high", "interval_used"]]
+    search_rows = [{"side": side.upper(), **row["config"], "validation_rmse": row["validation_rmse"],
+                    "best_epoch": row["best_epoch"]} for side, rows in results["search"].items() for row in rows]
+    return {"budget": budget, "summary": summary, "comparisons": comparisons, "search": pd.DataFrame(search_rows)}
+
+
+def verdict_markdown(results: dict) -> str:
+    from afm.experiments.results import _markdown
+
+    tables = verdict_tables(results)
+    comparisons = tables["comparisons"].drop(columns=["bootstrap_half_width"])
+    return "\n".join([verdict_sentence(results), "", _markdown(tables["budget"]), "",
+                      _markdown(tables["summary"], 4), "", _markdown(comparisons, 4)])

@@ -1,0 +1,36 @@
+"""What produced a number: library versions, thread count and the git commit, recorded in every model
+directory and results file."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that shape the numbers, and the thread count: on a CPU the same seed gives
+    the same bits only with the same thread count (README, What is promised)."""
+    import numpy
+    import safetensors
+
+    from afm import __version__
+
+    return {"afm": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "safetensors": safetensors.__version__, "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def git_state(root: Path = ROOT) -> dict:
+    """The commit the code came from and whether tracked files had changes ({} outside a checkout)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "dirty": dirty}
