@@ -2,8 +2,8 @@
 
 glibc serves blocks over its mmap threshold (at most 32 MB by default) with mmap and unmaps them on free.
 AFM's per-batch pair tensors are that large from batch ~1024 up at k=256, so every training step
-page-faulted them back in. Raising the thresholds made AFM training 1.3x (batch 1024, t=256) to 2x
-(batch 4096, t=16) faster on a 2-core CPU and changed nothing at batch 128 (README, `afm bench`).
+page-faulted them back in. Raising the thresholds makes large-batch AFM training faster and changes
+nothing at small batches (README, Performance, has the figures).
 The cost: the process keeps its peak memory until it exits. Training commands turn it on; the app, which
 lives long and trains occasionally, does not.
 """

@@ -2,8 +2,8 @@
 (`python -m afm bench`; the README has the figures). All give the same values and gradients as the plain
 expressions they replace, which `tests/test_ops.py` checks.
 
-- `gather_rows(table, ids)` is `table[ids]`. nn.Embedding's dense backward took twice as long as an
-  `index_add_` of the same rows, and FM spends a quarter of its step there at batch >= 1024.
+- `gather_rows(table, ids)` is `table[ids]`, whose backward is one `index_add_` of the same rows where
+  nn.Embedding's dense backward does more.
 - `pair_products(table, first, second)` is `table[first] * table[second]`. Its backward adds each side's
   gradient straight into the table's: no (2, U, k) stack of the two, no separate multiply nodes.
 - `pairwise_sum(v)` is `sum_{i<j} v_i * v_j` over the fields of `v`. Its gradient for v_i is
