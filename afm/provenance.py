@@ -25,12 +25,14 @@ def library_versions() -> dict:
 
 
 def git_state(root: Path = ROOT) -> dict:
-    """The commit the code came from and whether tracked files had changes ({} outside a checkout)."""
+    """The commit the code came from and whether its tracked files had changes, results files and the
+    README aside (they are outputs, not code); {} outside a checkout."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+                                ":!README.md"], cwd=root, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"commit": commit, "dirty": dirty}

@@ -18,7 +18,8 @@ from afm.workflows import fit, save_trained
 
 VARIANTS = {  # name: (overrides on top of AFM's preset, what it isolates)
     "uniform AFM": ({"attention": False}, "attention fixed to 1/P; learned p; retrained from FM"),
-    "FM+A": ({"freeze_fm": True}, "FM's parameters frozen; only attention (and p) learn"),
+    "FM+A": ({"freeze_fm": True, "p_start": "fm"}, "FM's parameters frozen; only attention (and p) learn, "
+                                                   "starting as exactly the FM"),
     "AFM, lambda=0": ({"l2_attention": 0.0}, "full AFM without the L2 penalty on W"),
     "AFM": ({}, "full AFM with the paper's lambda"),
 }
