@@ -3,8 +3,8 @@ import streamlit as st
 
 from afm import charts
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
-from afm.experiments.results import (ablation_table, case_study_table, committed_results, results_table,
-                                     settings_note, settings_table, stability_table, sweep_table)
+from afm.experiments.results import (ablation_table, case_study_table, committed_results, provenance_line,
+                                     results_table, settings_note, settings_table, stability_table, sweep_table)
 from afm.experiments.verdict import verdict_sentence, verdict_tables
 from ui import friendly_errors, selected_pair, show_chart, show_table
 
@@ -53,13 +53,22 @@ st.caption("Both sides searched on validation with the same budget (configuratio
            "chosen FM and AFM run with several seeds beside uniform AFM (no attention) and FM+A (FM frozen, started "
            "as exactly the FM); only those final runs are read on test. The verdict interval is the wider of the "
            "across-seed t interval and the per-seed paired bootstrap (`python -m afm verdict --dataset ...`).")
-verdicts = {name: r for name, r in committed_results().items() if r.get("kind") == "verdict"}
-if not verdicts:
-    st.info("No verdict results yet: run `python -m afm verdict --dataset frappe` (hours on a CPU).")
-else:
-    name = st.selectbox("Verdict results", list(verdicts), key="verdict_file",
-                        format_func=lambda n: f"{n}{' (quick)' if verdicts[n].get('quick') else ''}")
-    results = verdicts[name]
+
+
+def choose_results(kind: str, label: str, command: str):
+    """One committed results file of a kind, chosen in a selectbox, with its provenance; None without any."""
+    found = {name: r for name, r in committed_results().items() if r.get("kind") == kind}
+    if not found:
+        st.info(f"No results files of this kind yet: run `{command}`.")
+        return None, None
+    name = st.selectbox(label, list(found), key=f"{kind}_file",
+                        format_func=lambda n: f"{n}{' (quick)' if found[n].get('quick') else ''}")
+    st.caption(f"{found[name]['data'].get('notes') or found[name]['data']['name']}. {provenance_line(found[name])}.")
+    return name, found[name]
+
+
+name, results = choose_results("verdict", "Verdict results", "python -m afm verdict --dataset frappe")
+if results is not None:
     st.markdown(f"**{verdict_sentence(results)}**")
     tables = verdict_tables(results)
     show_table(tables["budget"], f"verdict_budget_{name}", "Each side's search budget, and what it chose.")
@@ -67,24 +76,15 @@ else:
     show_table(tables["comparisons"], f"verdict_comparisons_{name}")
     with st.popover("Every searched configuration (validation only)"):
         show_table(tables["search"], f"verdict_search_{name}")
-    commit = results.get("git", {})
-    st.caption(f"{results['data'].get('notes') or results['data']['name']}. Code {commit.get('commit', '?')[:10]}"
-               f"{' (uncommitted changes)' if commit.get('dirty') else ''}, torch {results['versions']['torch']}, "
-               f"{results['versions'].get('torch_threads', '?')} threads, {results['device']}.")
 
 st.header("Is it the attention?")
 st.caption("AFM differs from FM in three ways: attention, a learned projection p, and retraining from FM's "
            "embeddings. Each run below switches one of them, with the same data, settings and epochs "
            "(`python -m afm ablate --dataset ...`). Spread: entropy/log(pairs) is 1 for uniform attention; "
            "max/min is 1 for uniform; the coefficient of variation is 0 for uniform.")
-ablations = {name: r for name, r in committed_results().items() if r.get("kind") == "ablation"}
-if not ablations:
-    st.info("No ablation results yet: run `python -m afm ablate --dataset frappe`.")
-else:  # one file at a time: every file's charts at once made leaving this page slow in the browser
-    name = st.selectbox("Ablation results", list(ablations), key="ablation_file",
-                        format_func=lambda n: f"{n}{' (quick)' if ablations[n].get('quick') else ''}")
-    results = ablations[name]
-    st.caption(results["data"].get("notes") or "")
+# one file at a time: every file's charts at once made leaving this page slow in the browser
+name, results = choose_results("ablation", "Ablation results", "python -m afm ablate --dataset frappe")
+if results is not None:
     show_table(ablation_table(results), f"ablation_{name}")
     st.caption("Explanation stability: Spearman rank agreement of the global field-pair importances of two "
                "about equally accurate models. High by contribution but low by attention means the heatmap "
@@ -95,15 +95,8 @@ st.header("Full runs: the paper's protocol, reproduced")
 st.caption("Results files committed with the project (metrics only; `python -m afm reproduce --dataset ...`). "
            "Each says what data it ran on: Frappe's train split is reconstructed, and MovieLens is built from the "
            "ML-10M tags (about 7x smaller than the paper's ml-tag).")
-runs = {name: r for name, r in committed_results().items() if r.get("kind") == "reproduce"}
-if not runs:
-    st.info("No results files yet: run `python -m afm reproduce --dataset frappe` (hours on a CPU).")
-else:
-    name = st.selectbox("Results file", list(runs), key="results_file",
-                        format_func=lambda n: f"{n}{' (quick)' if runs[n].get('quick') else ''}: "
-                                              f"{runs[n]['wall_seconds'] / 60:.0f} min on {runs[n]['device']}")
-    results = runs[name]
-    st.caption(results["data"].get("notes") or "")
+name, results = choose_results("reproduce", "Results file", "python -m afm reproduce --dataset frappe")
+if results is not None:
     show_table(results_table(results), f"results_{name}")
     st.caption(settings_note(results))
     with st.popover("All settings"):

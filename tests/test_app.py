@@ -108,7 +108,7 @@ def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
 
     committed = committed_results()
     app = open_page("3_FM_vs_AFM")
-    for key, kind in (("results_file", "reproduce"), ("ablation_file", "ablation")):
+    for key, kind in (("reproduce_file", "reproduce"), ("ablation_file", "ablation"), ("verdict_file", "verdict")):
         names = [name for name, results in committed.items() if results.get("kind") == kind]
         assert app.selectbox(key=key).options and len(app.selectbox(key=key).options) == len(names)
         for name in names:
@@ -118,6 +118,8 @@ def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
                 table = app.dataframe[[i for i, d in enumerate(app.dataframe) if "method" in d.value][-1]].value
                 assert "AFM (ours)" in set(table.method)
                 assert any(c.value.startswith("Settings") for c in app.caption)
+            provenance = [c.value for c in app.caption if "threads" in c.value]
+            assert provenance and ("code " in provenance[0] or "predates provenance" in provenance[0])
 
 
 def test_attention_across_datasets_page(registry):

@@ -77,6 +77,15 @@ def committed_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
     return found
 
 
+def provenance_line(results: dict) -> str:
+    """Which code, libraries, threads and device produced a results file, in one line."""
+    commit, versions = results.get("git"), results.get("versions", {})
+    code = ("code: not recorded (the file predates provenance)" if not commit else
+            f"code {commit['commit'][:10]}{' with uncommitted changes' if commit.get('dirty') else ''}")
+    return (f"{code}; torch {versions.get('torch', '?')}, {versions.get('torch_threads', '?')} threads, "
+            f"{results.get('device', '?')}")
+
+
 def results_table(results: dict) -> pd.DataFrame:
     """Our FM and AFM beside the paper (test RMSE), from a reproduce results file."""
     rows = [{"method": "FM (ours)", "test_rmse": results["models"]["fm"]["metrics"]["test"]["rmse"]},
