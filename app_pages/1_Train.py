@@ -146,16 +146,21 @@ if names:
     if left.button("Select in the sidebar", key="manage_select"):
         st.session_state[PENDING] = {entry.kind: entry.name}
         st.rerun()
-    new_name = middle.text_input("New name", value=entry.name, key="manage_new_name", disabled=entry.builtin)
-    if middle.button("Rename", disabled=entry.builtin, key="manage_rename"):
+    fixed = entry.builtin or entry.set_dir is not None  # shipped models and set members keep their names
+    new_name = middle.text_input("New name", value=entry.name, key="manage_new_name", disabled=fixed)
+    if middle.button("Rename", disabled=fixed, key="manage_rename"):
         try:
             rename_model(entry, new_name)
             st.rerun()
         except AFMError as exc:
             st.error(str(exc))
-    confirm = right.checkbox("Yes, delete it", key="manage_confirm", disabled=entry.builtin)
-    if right.button("Delete", disabled=entry.builtin or not confirm, key="manage_delete"):
-        delete_model(entry)
-        st.rerun()
+    confirm = right.checkbox("Yes, delete it", key="manage_confirm", disabled=fixed)
+    if right.button("Delete", disabled=fixed or not confirm, key="manage_delete"):
+        with friendly_errors():
+            delete_model(entry)
+            st.rerun()
     if entry.builtin:
-        st.caption("Shipped models (trained on the synthetic data by `assets/build_models.sh`) cannot be changed.")
+        st.caption("Shipped models (trained on our synthetic data by `assets/build_models.sh`) cannot be changed.")
+    elif entry.set_dir is not None:
+        st.caption(f"A member of the model set {entry.set_dir.name}: its name is its seed; delete the set's folder "
+                   f"`{entry.set_dir}` to remove the set.")
