@@ -6,7 +6,7 @@ import streamlit as st
 
 from afm.explain import decompose
 from afm.registry import registry_table
-from afm.statistics import describe_spread
+from afm.statistics import describe_spread, pair_statistics
 from afm import charts
 from ui import (cached_explanation, entries, friendly_errors, load_entry, show_chart, show_registry_problems, show_table,
                 sidebar, stability_note)
@@ -19,9 +19,9 @@ def importance_picture():
     if model is None:
         st.info("No model yet: train one on the Train page.")
         return
-    ex = cached_explanation(key, "test", model.model, dataset)
-    values = abs(ex.parts["contribution"]).mean(0)
-    show_chart(charts.pair_bars(ex.labels, values, f"Which field pairs matter most in {chosen.name} "
+    table = pair_statistics(cached_explanation(key, "test", model.model, dataset))
+    labels = (table.field_a + " x " + table.field_b).tolist()
+    show_chart(charts.pair_bars(labels, table.mean_abs_contribution, f"Which field pairs matter most in {chosen.name} "
                                 f"({dataset.name}, test split)", "mean |contribution|", top=12), "home_pairs")
     note = stability_note(chosen)
     st.caption((note + " " if note else "") + "Whether this survives retraining: the page Which interactions "

@@ -252,7 +252,7 @@ def cmd_explain(args) -> int:
 
 def cmd_interactions(args) -> int:
     from afm.agreement import compare_models
-    from afm.modelsets import expand
+    from afm.modelsets import expand, member_name, set_of
     from afm.workflows import load_with_data
 
     if args.sample < 0 or not 1 <= args.references <= 1000 or args.top < 1:
@@ -263,8 +263,8 @@ def cmd_interactions(args) -> int:
         if dataset is not None and data.fingerprint != dataset.fingerprint:
             raise AFMError(f"{path} was trained on other data than {next(iter(models))}; compare models of one dataset")
         dataset = data
-        name = f"{path.parent.name}/{path.name}" if (path.parent / "set.json").is_file() else path.name
-        models[name], sets[name] = loaded.model, path.parent.name if (path.parent / "set.json").is_file() else ""
+        name = member_name(path)
+        models[name], sets[name] = loaded.model, set_of(path)
     if args.out:
         return _interaction_study(args, models, sets, dataset)
     comparison = compare_models(models, dataset, args.split, args.sample or None, args.references, args.top,
@@ -283,8 +283,7 @@ def cmd_interactions(args) -> int:
         wide[f"{measure} robust"] = [bool(robust.loc[(a, b), measure]) for a, b in zip(wide.field_a, wide.field_b)]
     print(f"{dataset.name}, {args.split} split ({args.sample or 'every'} rows, R={args.references}), "
           f"{len(models)} model(s); medians across models, strongest function-level interaction first:")
-    with __import__("pandas").option_context("display.width", 200, "display.max_rows", 60):
-        print(wide.head(60).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(wide.head(60).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if len(wide) > 60:
         print(f"({len(wide) - 60} more pairs; --json for all)")
     print("rank agreement across models (1: identical rankings):")

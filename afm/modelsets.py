@@ -60,13 +60,19 @@ def expand(paths) -> list[Path]:
     return found
 
 
+def set_of(path: Path) -> str:
+    """The name of the set a model directory belongs to ("" when none)."""
+    return path.parent.name if is_set_dir(path.parent) else ""
+
+
+def member_name(path: Path) -> str:
+    """A model's readable name: `set/seed-S` for a set member, else its folder name."""
+    return f"{set_of(path)}/{path.name}" if set_of(path) else path.name
+
+
 def load_models(paths) -> dict[str, LoadedModel]:
-    """Every model of the given model and set directories, by a readable name (set/member)."""
-    loaded = {}
-    for path in expand(paths):
-        name = f"{path.parent.name}/{path.name}" if is_set_dir(path.parent) else path.name
-        loaded[name] = load_model(path)
-    return loaded
+    """Every model of the given model and set directories, by `member_name`."""
+    return {member_name(path): load_model(path) for path in expand(paths)}
 
 
 def write_set_file(directory: Path, members: list[str], kind: str, settings: dict) -> None:

@@ -65,7 +65,8 @@ with friendly_errors():
         show_table(bands.drop(columns=["measure"]), f"which_{measure}")
 
     st.subheader("One pair, value by value")
-    pairs = list(dict.fromkeys(zip(*comparison.bands[comparison.bands.measure == "interaction"][["field_a", "field_b"]].T.values)))
+    ranked = comparison.bands[comparison.bands.measure == "interaction"]  # strongest first
+    pairs = list(zip(ranked.field_a, ranked.field_b))
     pair = st.selectbox("Field pair (strongest function-level interaction first)", pairs,
                         format_func=lambda p: f"{p[0]} x {p[1]}", key="which_pair")
     model_name = st.selectbox("Model", [e.name for e in chosen], key="which_view_model")

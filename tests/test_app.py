@@ -119,7 +119,8 @@ def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
                 assert "AFM (ours)" in set(table.method)
                 assert any(c.value.startswith("Settings") for c in app.caption)
             provenance = [c.value for c in app.caption if "threads" in c.value]
-            assert provenance and ("code " in provenance[0] or "predates provenance" in provenance[0])
+            # every committed file says which code made it, or what git history can say of it
+            assert provenance and ("code " in provenance[0] or "at or before the parent of" in provenance[0])
 
 
 def test_attention_across_datasets_page(registry):

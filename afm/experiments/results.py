@@ -79,9 +79,13 @@ def committed_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
 
 def provenance_line(results: dict) -> str:
     """Which code, libraries, threads and device produced a results file, in one line."""
-    commit, versions = results.get("git"), results.get("versions", {})
-    code = ("code: not recorded (the file predates provenance)" if not commit else
-            f"code {commit['commit'][:10]}{' with uncommitted changes' if commit.get('dirty') else ''}")
+    commit, versions = results.get("git") or {}, results.get("versions", {})
+    if commit.get("commit"):
+        code = f"code {commit['commit'][:10]}{' with uncommitted changes' if commit.get('dirty') else ''}"
+    elif commit.get("committed_in"):  # a run that predates provenance: what git history can say
+        code = f"code: not recorded by the run; at or before the parent of {commit['committed_in'][:10]}"
+    else:
+        code = "code: not recorded"
     return (f"{code}; torch {versions.get('torch', '?')}, {versions.get('torch_threads', '?')} threads, "
             f"{results.get('device', '?')}")
 
