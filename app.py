@@ -5,6 +5,7 @@ and charts and computes nothing itself."""
 import streamlit as st
 
 from afm.explain import decompose
+from afm.provenance import git_state
 from afm.registry import registry_table
 from afm.statistics import describe_spread, pair_statistics
 from afm import charts
@@ -84,6 +85,7 @@ PAGES = [  # (page, the question it answers)
 ]
 
 st.set_page_config(page_title="AFM Explorer", page_icon=":material/hub:", layout="wide")
+git_state()  # the commit of the code this server loaded, recorded with every model it trains
 page = st.navigation([p for p, _ in PAGES])
 st.session_state["selection"] = sidebar()
 page.run()

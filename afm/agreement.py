@@ -89,7 +89,7 @@ def measure_models(models: dict, dataset: Dataset, split: str = "test", sample: 
         long = table.melt(id_vars=["field_a", "field_b"], value_vars=list(MEASURES), var_name="measure")
         long["rank"] = long.groupby("measure")["value"].rank(ascending=False, method="min")
         frames.append(long.assign(model=name))
-        rmse[name] = evaluate(model, dataset.splits[split], dataset.label_range)["rmse"]
+        rmse[name] = evaluate(model, dataset, split)["rmse"]
     return pd.concat(frames, ignore_index=True), rmse
 
 

@@ -74,14 +74,16 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
         labels.append(f"{len(rest)} other pairs")
         values.append(sum(p["contribution"] for p in rest))
         hover.append("sum of the smaller pair contributions")
-    labels.append("prediction")
+    total = "logit" if decomposition.get("loss") == "logistic" else "prediction"  # log-odds add up, not probabilities
+    labels.append(total)
     values.append(decomposition["prediction"])
-    hover.append(f"prediction {decomposition['prediction']:+.4f}")
+    hover.append(f"{total} {decomposition['prediction']:+.4f}" + (
+        f" (probability {decomposition['probability']:.3f})" if decomposition.get("probability") is not None else ""))
     fig = go.Figure(go.Waterfall(
         x=labels, y=values, measure=["relative"] * (len(values) - 1) + ["total"], text=[f"{v:+.4f}" for v in values],
         hovertext=hover, hoverinfo="x+text+y", increasing=dict(marker_color=POSITIVE),
         decreasing=dict(marker_color=NEGATIVE), totals=dict(marker_color=TOTAL)))
-    return _layout(fig, title, "", "contribution to the prediction")
+    return _layout(fig, title, "", f"contribution to the {total}")
 
 
 def pair_distributions(statistics: pd.DataFrame, top: int = 12,

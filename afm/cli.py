@@ -13,6 +13,8 @@ import warnings
 from afm import distributed, settings
 from afm.allocator import retain_freed_memory
 from afm.errors import AFMError
+from afm.metrics import metrics_line, metrics_text
+from afm.provenance import git_state
 
 EXIT_USAGE = 2
 TRAIN_SETTINGS = [s.name for s in settings.SETTINGS if s.name not in ("seed", "freeze_fm")]
@@ -51,11 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
 
-    e = sub.add_parser("evaluate", help="RMSE (clipped to the label range) and MAE of a saved model")
+    e = sub.add_parser("evaluate", help="metrics of a saved model: RMSE (clipped to the label range) and MAE; AUC "
+                       "on binary data; logloss for a logistic model")
     e.add_argument("model_dir")
     e.add_argument("--split", default="test", choices=("train", "validation", "test"))
     e.add_argument("--json", action="store_true")
     _add_data_dir(e)
+
+    im = sub.add_parser("import", help="turn a pytorch-fm or DeepCTR-Torch FM/AFM state dict into our model "
+                        "directory, to explain it")
+    im.add_argument("file", help="a state dict saved with torch.save(model.state_dict(), FILE)")
+    im.add_argument("--from", dest="library", required=True, choices=("torchfm", "deepctr"))
+    im.add_argument("--data", required=True, help="the data it was trained on, encoded as `python -m afm encode` "
+                    "writes it: synthetic, frappe, movielens, a libfm directory or a CSV file")
+    im.add_argument("--target", help="target column of a CSV file")
+    im.add_argument("--out", help="model directory to write (default: the file's name in the models folder)")
+    im.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
+    _add_data_dir(im)
+
+    en = sub.add_parser("encode", help="write a dataset in per-field ids (what pytorch-fm and DeepCTR-Torch take), "
+                        "so a model trained there imports exactly")
+    en.add_argument("--data", required=True, help="synthetic, frappe, movielens, a libfm directory or a CSV file")
+    en.add_argument("--target", help="target column of a CSV file")
+    en.add_argument("--out", required=True, metavar="DIR", help="folder for train/validation/test.csv and "
+                    "field_dims.json (outside the project for licensed data)")
+    _add_data_dir(en)
 
     x = sub.add_parser("explain", help="field-pair attention over a split, or one instance's decomposition")
     x.add_argument("model_dir")
@@ -85,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--epochs", type=int, help="cap the final runs' epochs (default: the preset's, with early stopping)")
     v.add_argument("--quick", action="store_true", help="smaller k and fewer epochs: minutes on a 2-core CPU")
     v.add_argument("--models-dir", metavar="DIR", help="keep the final models here (and resume from them)")
-    v.add_argument("--out", help="results file (default: results/verdict-DATASET[-quick].json)")
-    settings.add_flags(v, ["device"])
+    v.add_argument("--out", help="results file (default: results/verdict-DATASET[-LOSS][-kK][-quick].json)")
+    settings.add_flags(v, ["device", "loss", "embed_dim"], "fixed for both sides, never searched")
     _add_data_dir(v)
 
     o = sub.add_parser("results", help="the committed results files as the README's tables")
@@ -182,9 +204,8 @@ def cmd_train(args) -> int:
     if trained.diverged:
         raise AFMError(trained.divergence_message())
     result, path = trained.result, trained.path
-    best = result.history[result.best_epoch]
     print(f"{args.model.upper()} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
-          f"{result.device}): train RMSE {best['train_rmse']:.4f}, validation RMSE {best['validation_rmse']:.4f}")
+          f"{result.device}): {metrics_line(result.best_row)}")
     if args.model == "afm":
         from afm.checkpoints import read_meta
         from afm.statistics import describe_spread
@@ -205,16 +226,45 @@ def _train_set(args, dataset, overrides) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from pathlib import Path
+
+    from afm.data import load_dataset
+    from afm.registry import new_model_path
+    from afm.training import evaluate
+    from afm.workflows import import_and_save
+
+    dataset = load_dataset(args.data, args.data_dir, target=args.target)
+    out = args.out or str(new_model_path(None, dataset.name, f"{args.library}-{Path(args.file).stem}"))
+    check_output_dir(out, args.overwrite)
+    path, model, notes = import_and_save(args.library, args.file, dataset, out, args.overwrite)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"imported a {model.config.kind.upper()} (k={model.config.embed_dim}, logistic loss) from {args.library}: "
+          f"test {metrics_text(evaluate(model, dataset, 'test'))}; saved {path}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from afm.data import load_dataset
+    from afm.importers import write_encoded
+
+    dataset = load_dataset(args.data, args.data_dir, target=args.target)
+    written = write_encoded(dataset, args.out)
+    print(f"wrote {', '.join(p.name for p in written)} to {args.out}: {dataset.num_fields} fields in per-field ids")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from afm.training import evaluate
     from afm.workflows import load_with_data
 
     loaded, dataset = load_with_data(args.model_dir, args.data_dir)
-    metrics = evaluate(loaded.model, dataset.splits[args.split], dataset.label_range)
+    metrics = evaluate(loaded.model, dataset, args.split)
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(f"{args.split}: RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}  n {metrics['n']}")
+        print(f"{args.split}: {metrics_text(metrics)}  n {metrics['n']}")
     return 0
 
 
@@ -322,9 +372,12 @@ def cmd_verdict(args) -> int:
     if not (1 <= args.configs <= 100 and 1 <= args.search_epochs <= 1000 and 1 <= args.seeds <= 100):
         raise AFMError("--configs takes 1 to 100, --search-epochs 1 to 1000, --seeds 1 to 100")
     dataset = load_dataset(args.dataset, args.data_dir)
+    fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
     results = verdict(dataset, args.configs, args.search_epochs, args.seeds, args.epochs, args.quick,
-                      args.device or "auto", args.models_dir, log=lambda line: print(line, file=sys.stderr))
-    out = write_results(results, args.out or f"results/verdict-{args.dataset}{'-quick' if args.quick else ''}.json")
+                      args.device or "auto", args.models_dir, log=lambda line: print(line, file=sys.stderr), fixed=fixed)
+    stem = "-".join([f"verdict-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
+                    + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []) + (["quick"] if args.quick else []))
+    out = write_results(results, args.out or f"results/{stem}.json")
     print(verdict_sentence(results))
     print(f"wrote {out}")
     return 0
@@ -434,7 +487,7 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "results": cmd_results,
+COMMANDS = {"train": cmd_train, "import": cmd_import, "encode": cmd_encode, "evaluate": cmd_evaluate, "explain": cmd_explain, "interactions": cmd_interactions, "results": cmd_results,
             "verdict": cmd_verdict, "reproduce": cmd_reproduce,
             "ablate": cmd_ablate, "bench": cmd_bench, "datasets": cmd_datasets, "download": cmd_download}
 
@@ -455,6 +508,7 @@ TRAINING_COMMANDS = ("train", "reproduce", "ablate", "bench", "verdict")
 
 
 def _run(args) -> int:
+    git_state()  # the commit of the code this process loaded, before anything can change the checkout
     if args.command in TRAINING_COMMANDS:
         retain_freed_memory()  # faster training at large batches; memory stays with the process (afm.allocator)
     try:

@@ -6,43 +6,60 @@ import numpy as np
 import pandas as pd
 
 from afm.data.dataset import Dataset
-from afm.metrics import clipped, weighted_rmse_mae
+from afm.metrics import in_label_units, instance_logloss, weighted_auc, weighted_rmse_mae
 from afm.paper import paper_table
 from afm.training import predict
 
 
 def paired_errors(fm, afm, dataset: Dataset, split: str = "test") -> pd.DataFrame:
-    """One row per instance: label, both clipped predictions and both errors (prediction - label)."""
+    """One row per instance: label, both models' scores (a logistic model's are logits), both predictions
+    in label units (clipped) and both errors (prediction - label); on binary data with a logistic model,
+    its per-instance logloss too."""
     data = dataset.splits[split]
     y = data.y.astype(np.float64)
-    fm_pred = clipped(predict(fm, data.x), dataset.label_range).astype(np.float64)
-    afm_pred = clipped(predict(afm, data.x), dataset.label_range).astype(np.float64)
-    return pd.DataFrame({"row": np.arange(len(y)), "label": y, "fm_prediction": fm_pred, "afm_prediction": afm_pred,
-                         "fm_error": fm_pred - y, "afm_error": afm_pred - y})
+    table = {"row": np.arange(len(y)), "label": y}
+    for name, model in (("fm", fm), ("afm", afm)):
+        score = predict(model, data.x).astype(np.float64)
+        prediction = in_label_units(score, dataset.label_range, model.config.loss)
+        table.update({f"{name}_score": score, f"{name}_prediction": prediction, f"{name}_error": prediction - y})
+        if dataset.task == "binary" and model.config.loss == "logistic":
+            table[f"{name}_logloss"] = instance_logloss(score, y > 0)
+    return pd.DataFrame(table)
 
 
 def bootstrap_comparison(errors: pd.DataFrame, samples: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """RMSE and MAE of both models, their difference (AFM - FM) and a paired bootstrap interval of it:
-    the same resampled instances for both models."""
-    fm_e, afm_e = errors.fm_error.to_numpy(), errors.afm_error.to_numpy()
-    n = len(fm_e)
+    """Each metric of both models, their difference (AFM - FM) and a paired bootstrap interval of it: the
+    same resampled instances for both models. RMSE and MAE always; AUC on -1/+1 labels; logloss where
+    both models are logistic."""
+    n = len(errors)
+    binary = bool(np.isin(errors.label.unique(), (-1.0, 1.0)).all())
+    positive = errors.label.to_numpy() > 0
+
+    def metrics(side: str, weights=None) -> dict:
+        rmse, mae = weighted_rmse_mae(errors[f"{side}_error"].to_numpy(), weights)
+        out = {"rmse": rmse, "mae": mae}
+        if binary:
+            out["auc"] = weighted_auc(errors[f"{side}_score"].to_numpy(), positive, weights)
+        if "fm_logloss" in errors and "afm_logloss" in errors:
+            loss = errors[f"{side}_logloss"].to_numpy()
+            out["logloss"] = loss.mean() if weights is None else weights @ loss / weights.sum(1)
+        return out
+
     rng = np.random.default_rng(seed)
-    diffs = {"rmse": [], "mae": []}
+    diffs: dict[str, list] = {}
     for start in range(0, samples, 100):  # resampling counts, 100 bootstrap samples at a time
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(100, samples - start)).astype(np.float64)
-        fm_r, fm_m = weighted_rmse_mae(fm_e, counts)
-        afm_r, afm_m = weighted_rmse_mae(afm_e, counts)
-        diffs["rmse"].append(afm_r - fm_r)
-        diffs["mae"].append(afm_m - fm_m)
-    fm_r, fm_m = weighted_rmse_mae(fm_e)
-    afm_r, afm_m = weighted_rmse_mae(afm_e)
+        fm, afm = metrics("fm", counts), metrics("afm", counts)
+        for metric in fm:
+            diffs.setdefault(metric, []).append(afm[metric] - fm[metric])
+    fm, afm = metrics("fm"), metrics("afm")
     tail = (1 - level) / 2
     rows = []
-    for metric, fm_v, afm_v in (("rmse", fm_r, afm_r), ("mae", fm_m, afm_m)):
+    for metric in fm:
         d = np.concatenate(diffs[metric])
-        rows.append({"metric": metric, "fm": fm_v, "afm": afm_v, "difference": afm_v - fm_v,
-                     "relative": (afm_v - fm_v) / fm_v, "ci_low": np.quantile(d, tail),
-                     "ci_high": np.quantile(d, 1 - tail), "n": n})
+        rows.append({"metric": metric, "fm": float(fm[metric]), "afm": float(afm[metric]),
+                     "difference": float(afm[metric] - fm[metric]), "relative": float((afm[metric] - fm[metric]) / fm[metric]),
+                     "ci_low": np.quantile(d, tail), "ci_high": np.quantile(d, 1 - tail), "n": n})
     return pd.DataFrame(rows)
 
 
@@ -55,14 +72,17 @@ def feature_frequency(dataset: Dataset, split: str = "test") -> np.ndarray:
 def _segment_rows(errors: pd.DataFrame, kind: str, keys: pd.Series) -> list[dict]:
     rows = []
     for key, group in errors.groupby(keys, observed=True, sort=True):
-        rows.append({"segment_kind": kind, "segment": str(key), "n": len(group),
-                     "fm_rmse": float(np.sqrt((group.fm_error ** 2).mean())),
-                     "afm_rmse": float(np.sqrt((group.afm_error ** 2).mean()))})
+        row = {"segment_kind": kind, "segment": str(key), "n": len(group),
+               "fm_rmse": float(np.sqrt((group.fm_error ** 2).mean())),
+               "afm_rmse": float(np.sqrt((group.afm_error ** 2).mean()))}
+        if "fm_logloss" in group and "afm_logloss" in group:  # both logistic
+            row.update({"fm_logloss": float(group.fm_logloss.mean()), "afm_logloss": float(group.afm_logloss.mean())})
+        rows.append(row)
     return rows
 
 
 def errors_by_segment(errors: pd.DataFrame, dataset: Dataset, split: str = "test", top_values: int = 8) -> pd.DataFrame:
-    """RMSE of both models by label, by how often the instance's rarest feature occurs in train
+    """RMSE (and logloss, both models logistic) of both models by label, by how often the instance's rarest feature occurs in train
     (quartiles), and by each field's most frequent values."""
     rows = _segment_rows(errors, "label", errors.label.map(lambda v: f"{v:+g}"))
     frequency = feature_frequency(dataset, split)
@@ -79,6 +99,8 @@ def errors_by_segment(errors: pd.DataFrame, dataset: Dataset, split: str = "test
         rows += _segment_rows(errors[mask], field, values[mask])
     table = pd.DataFrame(rows)
     table["difference"] = table.afm_rmse - table.fm_rmse
+    if "fm_logloss" in table:
+        table["logloss_difference"] = table.afm_logloss - table.fm_logloss
     return table
 
 

@@ -18,6 +18,7 @@ import torch
 
 from afm.data.dataset import Dataset
 from afm.errors import AFMError
+from afm.metrics import sigmoid
 
 PART_KEYS = ("bias", "first_order", "attention", "interaction", "contribution", "prediction")
 
@@ -130,8 +131,11 @@ def decompose_ids(model, dataset: Dataset, ids, label: float | None = None) -> d
     pairs.sort(key=lambda p: abs(p["contribution"]), reverse=True)
     att = parts["attention"][0:1]
     faith = row_spearman(att, np.abs(parts["contribution"][0:1]))[0], row_spearman(att, np.abs(ablation[None]))[0]
+    logistic = model.config.loss == "logistic"
     return {
-        "prediction": float(parts["prediction"][0]),
+        "prediction": float(parts["prediction"][0]),  # a logit for a logistic model: the parts add up in log-odds
+        "loss": model.config.loss,
+        "probability": float(sigmoid(parts["prediction"][0])) if logistic else None,
         "label": None if label is None else float(label),
         "bias": float(parts["bias"][0]),
         "first_order_total": float(parts["first_order"][0].sum()),

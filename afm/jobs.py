@@ -78,7 +78,7 @@ class TrainingJob:
                 status, message = "failed", trained.divergence_message()
             else:
                 status, message = "finished", (f"{result.stop_reason}: best epoch {result.best_epoch}, validation "
-                                               f"RMSE {result.best_validation_rmse:.4f}")
+                                               f"{result.selected_by} {result.best_validation:.4f}")
         except AFMError as exc:
             status, message, path, history = "failed", str(exc), None, []
         except Exception as exc:  # keep the interface alive; say what broke

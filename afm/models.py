@@ -44,6 +44,7 @@ class ModelConfig:
     attention_dropout: float = 0.0  # AFM only
     attention: bool = True  # AFM only
     learn_p: bool = True  # AFM only
+    loss: str = "squared"  # "logistic": the output is a logit (afm.metrics)
 
     def __post_init__(self):
         """Refuse impossible sizes before anything is allocated (a config can come from a file)."""
@@ -53,7 +54,7 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_fields" else 1):
                 raise AFMError(f"{name} must be a whole number of at least {2 if name == 'num_fields' else 1}, "
                                f"not {value!r}")
-        for name in ("embed_dim", "attention_factor", "dropout", "attention_dropout", "attention", "learn_p"):
+        for name in ("embed_dim", "attention_factor", "dropout", "attention_dropout", "attention", "learn_p", "loss"):
             settings.BY_NAME[name].check(getattr(self, name))
 
     @property
@@ -254,6 +255,9 @@ class AFM(_PairwiseModel):
             raise AFMError(
                 f"the FM has {fm.config.num_features} features x {fm.config.embed_dim} dims, "
                 f"this AFM {self.config.num_features} x {self.config.embed_dim}")
+        if fm.config.loss != self.config.loss:
+            raise AFMError(f"the FM was trained with {fm.config.loss} loss and this AFM uses {self.config.loss}; "
+                           f"start from an FM of the same loss")
         self.bias.copy_(fm.bias)
         self.linear.weight.copy_(fm.linear.weight)
         self.embedding.weight.copy_(fm.embedding.weight)

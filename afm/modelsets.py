@@ -100,8 +100,8 @@ def train_set(dataset, kind: str, out: str | os.PathLike, seeds: list[int], over
             trained = train_and_save(dataset, kind, member, {**(overrides or {}), "seed": seed}, start, **callbacks)
             if trained.diverged:
                 raise AFMError(f"seed {seed}: {trained.divergence_message()}")
-            log(f"seed {seed}: best epoch {trained.result.best_epoch}, validation RMSE "
-                f"{trained.result.best_validation_rmse:.4f} ({trained.result.seconds:.0f}s)")
+            log(f"seed {seed}: best epoch {trained.result.best_epoch}, validation {trained.result.selected_by} "
+                f"{trained.result.best_validation:.4f} ({trained.result.seconds:.0f}s)")
         done.append(member.name)
         write_set_file(out, done, kind, {k: v for k, v in (overrides or {}).items() if v is not None})
         should_stop = callbacks.get("should_stop")

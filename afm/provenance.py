@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -26,7 +27,14 @@ def library_versions() -> dict:
 
 def git_state(root: Path = ROOT) -> dict:
     """The commit the code came from and whether its tracked files had changes, results files and the
-    README aside (they are outputs, not code); {} outside a checkout."""
+    README aside (they are outputs, not code); {} outside a checkout. Read once per process: a process
+    runs the code it loaded at start, so a commit made while a long run goes on must not be credited with
+    that run's numbers (the CLI and the app read it as they start)."""
+    return dict(_git_state_once(Path(root)))
+
+
+@lru_cache(maxsize=None)
+def _git_state_once(root: Path) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()

@@ -39,15 +39,20 @@ class ModelEntry:
     dataset: str
     test_rmse: float | None
     created: str
+    loss: str = "squared"
+    test_auc: float | None = None
+    test_logloss: float | None = None
     set_dir: Path | None = None  # the model set it belongs to, if any
 
 
 def _entry(path: Path, builtin: bool, set_dir: Path | None = None) -> ModelEntry:
     meta = read_meta(path)  # checks every field read below
     name = f"{set_dir.name}/{path.name}" if set_dir else path.name
+    test = meta.get("metrics", {}).get("test", {})
     return ModelEntry(name=name, path=path, builtin=builtin, kind=meta["model"]["kind"],
-                      dataset=meta["data"]["name"], test_rmse=meta.get("metrics", {}).get("test", {}).get("rmse"),
-                      created=meta.get("created", ""), set_dir=set_dir)
+                      dataset=meta["data"]["name"], test_rmse=test.get("rmse"), created=meta.get("created", ""),
+                      set_dir=set_dir, loss=meta["model"].get("loss", "squared"), test_auc=test.get("auc"),
+                      test_logloss=test.get("logloss"))
 
 
 def _model_paths(root: Path) -> list[tuple[Path, Path | None]]:
@@ -94,10 +99,12 @@ def list_models(directory: str | os.PathLike | None = None, include_builtin: boo
 
 
 def registry_table(entries: list[ModelEntry]) -> pd.DataFrame:
-    return pd.DataFrame([{"name": e.name, "model": e.kind.upper(), "dataset": e.dataset, "test RMSE": e.test_rmse,
+    return pd.DataFrame([{"name": e.name, "model": e.kind.upper(), "dataset": e.dataset, "loss": e.loss,
+                          "test RMSE": e.test_rmse, "test AUC": e.test_auc, "test logloss": e.test_logloss,
                           "set": e.set_dir.name if e.set_dir else "", "created": e.created, "shipped": e.builtin}
                          for e in entries],
-                        columns=["name", "model", "dataset", "test RMSE", "set", "created", "shipped"])
+                        columns=["name", "model", "dataset", "loss", "test RMSE", "test AUC", "test logloss", "set",
+                                 "created", "shipped"])
 
 
 def set_entries(entries: list[ModelEntry], set_dir: Path) -> list[ModelEntry]:

@@ -91,6 +91,10 @@ SETTINGS = (
       widget=False),
     S("learn_p", bool, "model", AFM_ONLY, {"default": True},
       "AFM ablation: fix the projection p to ones, as FM", flag="--fixed-p", switched=False, widget=False),
+    S("loss", str, "model", BOTH, {"default": "squared"},
+      "squared (the paper's, on -1/+1 targets) or logistic (sigmoid and binary cross-entropy, the CTR field's: "
+      "the output is a logit, metrics add AUC and logloss); a user's two-valued target defaults to logistic",
+      choices=("squared", "logistic"), in_results=True),
     # train: TrainConfig
     S("epochs", int, "train", BOTH, {"default": 30, "frappe": 100, "movielens": 100},
       "passes over the training split; the best epoch by validation RMSE is kept", low=0),
@@ -163,6 +167,14 @@ def hyperparameters(dataset_name: str, kind: str, overrides: dict | None = None)
         if value is not None and name in params:
             params[name] = BY_NAME[name].check(value)
     return params
+
+
+USER_SOURCES = ("csv", "libfm")  # a user's own files; the presets keep the paper's squared loss
+
+
+def default_loss(source_kind: str, task: str) -> str:
+    """A user's two-valued target trains as the CTR field does (logistic); everything else as the paper."""
+    return "logistic" if task == "binary" and source_kind in USER_SOURCES else default("loss")
 
 
 def quick_overrides(dataset_name: str) -> dict:

@@ -1,8 +1,10 @@
-"""Mini-batch training with early stopping on validation RMSE, the best epoch restored.
+"""Mini-batch training with early stopping on a validation metric, the best epoch restored.
 
-The loss is the mean squared error plus lambda * sum(W^2) / B on the attention weights W. The authors
-minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing that by B/2 gives ours, so
-`l2_attention` takes their lambda unchanged.
+Squared loss (the paper's, on -1/+1 targets): the mean squared error plus lambda * sum(W^2) / B on the
+attention weights W. The authors minimise 0.5 * sum(err^2) + lambda * 0.5 * sum(W^2) per batch; dividing
+that by B/2 gives ours, so `l2_attention` takes their lambda unchanged. Logistic loss (the CTR field's):
+the model's output is a logit, the loss the mean binary cross-entropy plus the same penalty. The best
+epoch is the one with the lowest validation RMSE (squared) or logloss (logistic).
 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
 sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`): Adagrad leaves rows with a zero
@@ -22,11 +24,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from afm import distributed, settings
-from afm.data.dataset import Dataset, Split
+from afm.data.dataset import Dataset
 from afm.errors import AFMError
-from afm.metrics import rmse_mae
+from afm.metrics import score_metrics, selection_metric
 
 
 def _paper(name: str):
@@ -59,12 +62,18 @@ class TrainConfig:
 class TrainResult:
     history: list[dict]  # one row per epoch, epoch 0 = before training
     best_epoch: int
-    best_validation_rmse: float
+    best_validation: float  # the selection metric at the best epoch
+    selected_by: str  # "rmse" or "logloss" (afm.metrics.selection_metric)
     stop_reason: str  # "finished", "early stopping", "stopped", "interrupted", "diverged"
     seconds: float
     device: str
     extra: dict = field(default_factory=dict)
     message: str = ""  # why training diverged
+
+    @property
+    def best_row(self) -> dict:
+        """The history row of the best epoch (every metric recorded there)."""
+        return next(row for row in self.history if row["epoch"] == self.best_epoch)
 
     @property
     def diverged(self) -> bool:
@@ -109,9 +118,18 @@ def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 32768) -> n
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
-def evaluate(model: torch.nn.Module, split: Split, label_range: tuple[float, float]) -> dict:
-    """RMSE and MAE with predictions clipped to the label range; keys rmse, mae, n."""
-    return rmse_mae(predict(model, split.x), split.y, label_range)
+def evaluate(model: torch.nn.Module, dataset: Dataset, split: str) -> dict:
+    """A model's metrics on one split (afm.metrics.score_metrics): rmse, mae and n; auc on binary data;
+    logloss for a logistic model."""
+    data = dataset.splits[split]
+    return score_metrics(predict(model, data.x), data.y, dataset.label_range, model.config.loss,
+                         binary=dataset.task == "binary")
+
+
+def check_loss(loss: str, dataset: Dataset) -> None:
+    if loss == "logistic" and dataset.task != "binary":
+        raise AFMError(f"logistic loss needs a two-valued target; {dataset.name} has a numeric one "
+                       f"(use --loss squared)")
 
 
 ProgressCallback = Callable[[int, int, int, list], None]  # (epoch, batch, batches, history)
@@ -127,14 +145,19 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     shuffler = torch.Generator().manual_seed(config.seed)  # the same order on every rank
     model.to(device)
     train_split = dataset.splits["train"]
+    check_loss(model.config.loss, dataset)
+    logistic = model.config.loss == "logistic"
+    metric = f"validation_{selection_metric(model.config.loss)}"
     x = torch.as_tensor(train_split.x, device=device)
     y = torch.as_tensor(train_split.y, device=device)
+    if logistic:
+        y = (y > 0).float()  # -1/+1 labels as click / no click
     optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
     step_model = distributed.wrap(model, device)
 
     started = time.perf_counter()
     history = [_epoch_row(model, dataset, 0, 0.0, None)]  # before training: no loss yet
-    best_state, best_epoch, best_rmse = copy.deepcopy(model.state_dict()), 0, history[0]["validation_rmse"]
+    best_state, best_epoch, best_value = copy.deepcopy(model.state_dict()), 0, history[0][metric]
     n = len(y)
     batches = math.ceil(n / config.batch_size)
     report_every = max(1, batches // 50)
@@ -154,7 +177,11 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
                 idx = batch[rank::ranks]  # this rank's share of the global batch
                 prediction = step_model(x[idx])
                 # Sum over this share / global batch * ranks: DDP's mean over ranks is the batch mean.
-                loss = (prediction - y[idx]).square().sum() * (ranks / len(batch))
+                if logistic:
+                    loss = F.binary_cross_entropy_with_logits(prediction, y[idx], reduction="sum")
+                else:
+                    loss = (prediction - y[idx]).square().sum()
+                loss = loss * (ranks / len(batch))
                 if config.l2_attention > 0:
                     loss = loss + config.l2_attention * model.attention_penalty() / len(batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -177,10 +204,9 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
                 break
             history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / n))
             if bar is not None:
-                bar.set_postfix(train_rmse=f"{history[-1]['train_rmse']:.4f}",
-                                validation_rmse=f"{history[-1]['validation_rmse']:.4f}")
-            if history[-1]["validation_rmse"] < best_rmse:
-                best_state, best_epoch, best_rmse = copy.deepcopy(model.state_dict()), epoch, history[-1]["validation_rmse"]
+                bar.set_postfix(train_rmse=f"{history[-1]['train_rmse']:.4f}", **{metric: f"{history[-1][metric]:.4f}"})
+            if history[-1][metric] < best_value:
+                best_state, best_epoch, best_value = copy.deepcopy(model.state_dict()), epoch, history[-1][metric]
             if on_progress is not None:
                 on_progress(epoch, batches, batches, history)
             if config.patience and epoch - best_epoch >= config.patience:
@@ -194,7 +220,8 @@ def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
         _set_sparse_gradients(model, False)
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(history=history, best_epoch=best_epoch, best_validation_rmse=best_rmse,
+    return TrainResult(history=history, best_epoch=best_epoch, best_validation=best_value,
+                       selected_by=selection_metric(model.config.loss),
                        stop_reason="diverged" if diverged_message else stop_reason,
                        seconds=time.perf_counter() - started, device=str(device), message=diverged_message or "")
 
@@ -227,13 +254,13 @@ def _set_sparse_gradients(model: torch.nn.Module, sparse: bool) -> None:
 
 
 def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float | None) -> dict:
-    return {
-        "epoch": epoch,
-        "train_rmse": evaluate(model, dataset.splits["train"], dataset.label_range)["rmse"],
-        "validation_rmse": evaluate(model, dataset.splits["validation"], dataset.label_range)["rmse"],
-        "loss": loss,
-        "seconds": seconds,
-    }
+    """One row of the history: train and validation RMSE always; logloss and AUC too for a logistic model."""
+    keys = ("rmse", "logloss", "auc") if model.config.loss == "logistic" else ("rmse",)
+    row = {"epoch": epoch}
+    for split in ("train", "validation"):
+        metrics = evaluate(model, dataset, split)
+        row.update({f"{split}_{key}": metrics[key] for key in keys})
+    return {**row, "loss": loss, "seconds": seconds}
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -88,11 +88,15 @@ def check_same_data(meta: dict, dataset: Dataset, where: str) -> None:
 
 def run_settings(dataset: Dataset, kind: str, overrides: dict | None = None,
                  pretrain: LoadedModel | None = None) -> dict:
-    """Every setting of a run: the preset for this data, the overrides, and an FM's embedding size when
-    AFM starts from it. The batch is capped at the training rows (one batch an epoch)."""
+    """Every setting of a run: the preset for this data, the overrides, and an FM's embedding size and loss
+    when AFM starts from it; a user's two-valued target defaults to logistic loss. The batch is capped at
+    the training rows (one batch an epoch)."""
     overrides = dict(overrides or {})
-    if pretrain is not None and overrides.get("embed_dim") is None:
-        overrides["embed_dim"] = pretrain.model.config.embed_dim
+    for name in ("embed_dim", "loss"):  # an AFM takes these from the FM it starts from
+        if pretrain is not None and overrides.get(name) is None:
+            overrides[name] = getattr(pretrain.model.config, name)
+    if overrides.get("loss") is None:
+        overrides["loss"] = settings.default_loss(dataset.source.get("kind", ""), dataset.task)
     params = settings.hyperparameters(dataset.name, kind, overrides)
     params["batch_size"] = min(params["batch_size"], len(dataset.splits["train"]))
     return params
@@ -121,7 +125,7 @@ def save_trained(trained: Trained, dataset: Dataset, out: str | os.PathLike, ove
     if not distributed.is_main():
         return trained  # under torchrun, rank 0 alone writes the one checkpoint
     model, result = trained.model, trained.result
-    metrics = {split: evaluate(model, dataset.splits[split], dataset.label_range)
+    metrics = {split: evaluate(model, dataset, split)
                for split in ("train", "validation", "test")}
     extra = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason, "train_seconds": result.seconds,
              "device": result.device, "start": settings.part(trained.params, "start"), **result.extra}
@@ -139,6 +143,20 @@ def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_di
     if not trained.diverged or trained.result.best_epoch > 0:
         save_trained(trained, dataset, out, overwrite)
     return trained
+
+
+def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool = False):
+    """Import another library's model (afm.importers), evaluate it on every split and save it as ours;
+    (where it went, the model, notes on what was dropped or assumed)."""
+    from afm.importers import import_model
+
+    model, notes = import_model(library, file, dataset)
+    metrics = {split: evaluate(model, dataset, split) for split in ("train", "validation", "test")}
+    extra = {"imported": {"library": library, "file": str(Path(file).resolve()), "notes": notes}}
+    if model.config.kind == "afm":
+        extra["attention_spread"] = attention_spread(explain_split(model, dataset, "validation"))
+    path = save_model(model, out, data=dataset.describe(), metrics=metrics, extra=extra, overwrite=overwrite)
+    return path, model, notes
 
 
 def load_with_data(model_dir: str | os.PathLike, data_dir_flag=None) -> tuple[LoadedModel, Dataset]:

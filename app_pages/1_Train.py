@@ -10,9 +10,10 @@ from afm.errors import AFMError
 from afm.jobs import TrainingJob
 from afm.modelsets import is_set_dir, member_for_seed
 from afm.registry import delete_model, new_model_path, registry_table, rename_model
-from afm.settings import BY_NAME, hyperparameters, widgets
-from afm.training import available_devices
+from afm.settings import BY_NAME, widgets
 from afm.uploads import store_upload
+from afm.workflows import import_and_save, run_settings
+from afm.training import available_devices
 from ui import PENDING, cached_dataset, entries, friendly_errors, show_chart, show_registry_problems, show_table
 
 st.title("Train")
@@ -45,8 +46,8 @@ def choose_source():
     return {"kind": "csv", "path": str(path), "target": target, "seed": 0}
 
 
-def choose_parameters(dataset_name: str, kind: str) -> dict:
-    preset = hyperparameters(dataset_name, kind)
+def choose_parameters(dataset, kind: str) -> dict:
+    preset, dataset_name = run_settings(dataset, kind), dataset.name
     values = {}
     with st.expander("Hyperparameters", expanded=False):
         cols = st.columns(3)
@@ -109,7 +110,7 @@ with friendly_errors():
         dataset = cached_dataset(json.dumps(source, sort_keys=True))
         st.caption(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features; "
                    + ", ".join(f"{s} {len(p):,}" for s, p in dataset.splits.items()) + (f". {dataset.notes}" if dataset.notes else ""))
-        params = choose_parameters(dataset.name, kind)
+        params = choose_parameters(dataset, kind)
         pretrain = None
         if kind == "afm":
             fms = [e for e in entries() if e.kind == "fm" and e.dataset == dataset.name]
@@ -133,6 +134,26 @@ if st.session_state.get("job") is not None and st.session_state["job"].running:
     watch_job()
 else:
     show_job()
+
+st.subheader("Import a model")
+st.caption("An FM or AFM trained with pytorch-fm (`FactorizationMachineModel`, `AttentionalFactorizationMachineModel`) "
+           "or DeepCTR-Torch (`AFM`), saved with `torch.save(model.state_dict(), FILE)`, on the data chosen above. "
+           "Their per-field ids must be ours: `python -m afm encode --data ... --out DIR` writes the data that way "
+           "(for a CSV: sklearn's LabelEncoder on each column read as text). DeepCTR's feature names must be the "
+           "field names. The file is read as tensors only; nothing in it runs.")
+with friendly_errors():
+    library = st.radio("Library", ["torchfm", "deepctr"], horizontal=True, key="import_library",
+                       format_func={"torchfm": "pytorch-fm", "deepctr": "DeepCTR-Torch"}.get)
+    upload = st.file_uploader("State dict", type=["pt", "pth", "bin"], key="import_file")
+    if source is None:
+        st.info("Choose the data the model was trained on above first.")
+    elif upload is not None and st.button("Import", key="import_button"):
+        saved, model, notes = import_and_save(library, store_upload(upload.getvalue(), upload.name), dataset,
+                                              new_model_path(None, dataset.name, f"{library}-import"))
+        st.success(f"Imported a {model.config.kind.upper()} as **{saved.name}** (logistic loss: explanations are in "
+                   "log-odds).")
+        for note in notes:
+            st.caption(note)
 
 st.subheader("Saved models")
 show_registry_problems()

@@ -8,6 +8,8 @@ from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_
 from ui import friendly_errors, selected_pair, selection, show_chart, show_table, stability_note
 
 st.title("Instance explorer")
+LOG_ODDS_NOTE = ("This model was trained with logistic loss: its parts add up to the logit, so each contribution "
+                 "is a change in log-odds (+0.69 doubles the odds of +1), not in probability.")
 
 
 def pick_row(dataset, split, pair) -> int:
@@ -68,7 +70,10 @@ with friendly_errors():
     result = decompose_ids(model.model, model_dataset, x, None if changed else label)
     kind = model.model.config.kind.upper()
     a, b, c = st.columns(3)
-    a.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
+    if result["probability"] is None:
+        a.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
+    else:
+        a.metric(f"{kind} probability of +1", f"{result['probability']:.3f}", help=LOG_ODDS_NOTE)
     b.metric("Label", "changed instance" if changed else f"{label:+g}")
     faith = result["faithfulness"]["attention_vs_ablation"]
     c.metric("Attention vs ablation (Spearman)", "n/a" if faith is None else f"{faith:.2f}",
@@ -98,7 +103,9 @@ with friendly_errors():
     show_chart(charts.decomposition_waterfall(result), "instance_waterfall")
     st.caption("The bars add up exactly to the prediction: bias, first-order terms, and each pair's attention "
                "times its interaction. Ablation: the prediction change if the pair were removed and attention "
-               "renormalised over the rest.")
+               "renormalised over the rest."
+               + ("" if result["probability"] is None else f" Logit {result['prediction']:+.4f}, probability "
+                  f"{result['probability']:.3f}. {LOG_ODDS_NOTE}"))
     show_table(pairs[["pair", "attention", "interaction", "contribution", "ablation"]], "instance_decomposition")
     if pair.same_data:
         st.subheader("FM's view of the same instance")

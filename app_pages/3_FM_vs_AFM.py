@@ -6,6 +6,7 @@ from afm.compare import bootstrap_comparison, errors_by_segment, largest_differe
 from afm.experiments.results import (ablation_table, case_study_table, committed_results, provenance_line,
                                      results_table, settings_note, settings_table, stability_table, sweep_table)
 from afm.experiments.verdict import verdict_sentence, verdict_tables
+from afm.metrics import METRIC_LABELS
 from ui import friendly_errors, selected_pair, show_chart, show_table
 
 st.title("FM vs AFM")
@@ -22,15 +23,28 @@ with friendly_errors():
     split = st.selectbox("Split", ["test", "validation"], key="compare_split")
     errors = pair.errors(split)
     table = bootstrap_comparison(errors)
-    rmse = table.set_index("metric").loc["rmse"]
-    a, b, c = st.columns(3)
-    a.metric("FM RMSE", f"{rmse.fm:.4f}")
-    b.metric("AFM RMSE", f"{rmse.afm:.4f}", delta=f"{rmse.relative:+.1%}", delta_color="inverse")
-    c.metric("95% interval of AFM - FM", f"[{rmse.ci_low:+.4f}, {rmse.ci_high:+.4f}]",
-             help="Paired bootstrap over instances (1,000 resamples). An interval that excludes 0 means the "
-                  "difference is unlikely to be noise of this split.")
-    st.caption("RMSE clips predictions to the label range, as the AFM authors did. "
-               + ("The interval excludes 0." if rmse.ci_high < 0 or rmse.ci_low > 0 else "The interval includes 0: no clear winner."))
+    losses = (fm.model.config.loss, afm.model.config.loss)
+    if losses[0] != losses[1]:
+        st.warning(f"FM was trained with {losses[0]} loss and AFM with {losses[1]}: RMSE and AUC compare them, "
+                   "logloss needs both logistic.")
+    by_metric = table.set_index("metric")
+    for metric, lower_is_better in (("logloss", True), ("rmse", True), ("auc", False)):
+        if metric not in by_metric.index:
+            continue
+        row, label = by_metric.loc[metric], METRIC_LABELS[metric]
+        a, b, c = st.columns(3)
+        a.metric(f"FM {label}", f"{row.fm:.4f}")
+        b.metric(f"AFM {label}", f"{row.afm:.4f}", delta=f"{row.relative:+.1%}",
+                 delta_color="inverse" if lower_is_better else "normal")
+        c.metric(f"95% interval of AFM - FM ({label})", f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]",
+                 help="Paired bootstrap over instances (1,000 resamples). An interval that excludes 0 means the "
+                      "difference is unlikely to be noise of this split.")
+    main = by_metric.loc["logloss" if "logloss" in by_metric.index else "rmse"]
+    st.caption("RMSE clips predictions to the label range, as the AFM authors did; a logistic model's "
+               "probability is mapped to it (-1 + 2p). AUC ranks the scores; logloss reads a logistic model's "
+               "probabilities. "
+               + ("The headline interval excludes 0." if main.ci_high < 0 or main.ci_low > 0
+                  else "The headline interval includes 0: no clear winner."))
     show_table(table, "fm_vs_afm_metrics")
     paper = results_beside_paper(table, dataset.name)
     if not paper.empty:

@@ -92,7 +92,8 @@ def test_instance_explorer_what_if_and_pickers(registry):
 def test_fm_vs_afm_page(registry):
     app = open_page("3_FM_vs_AFM")
     labels = [m.label for m in app.metric]
-    assert labels == ["FM RMSE", "AFM RMSE", "95% interval of AFM - FM"]
+    assert labels == ["FM RMSE", "AFM RMSE", "95% interval of AFM - FM (RMSE)",  # squared loss: RMSE first,
+                      "FM AUC", "AFM AUC", "95% interval of AFM - FM (AUC)"]  # AUC on binary labels, no logloss
     assert float(app.metric[1].value) < float(app.metric[0].value)
     kinds = [f.data[0].type for f in figures(app)]
     assert "scattergl" in kinds and "bar" in kinds and "scatter" in kinds

@@ -41,7 +41,7 @@ def test_evaluate_json(models):
     result = run("evaluate", str(out / "afm"), "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
-    assert set(metrics) == {"rmse", "mae", "n"} and metrics["n"] == 2000
+    assert set(metrics) == {"rmse", "mae", "auc", "n"} and metrics["n"] == 2000  # binary labels: AUC; squared: no logloss
     saved = json.loads((out / "afm" / "model.json").read_text())["metrics"]["test"]
     assert metrics["rmse"] == pytest.approx(saved["rmse"], abs=1e-9)
 

@@ -36,7 +36,7 @@ def test_reproduce_quick_on_synthetic_end_to_end(tmp_path):
     for kind in ("fm", "afm"):
         record = results["models"][kind]
         assert set(record["metrics"]) == {"train", "validation", "test"}
-        assert {"rmse", "mae", "n"} == set(record["metrics"]["test"])
+        assert {"rmse", "mae", "auc", "n"} == set(record["metrics"]["test"])
         assert record["epochs_run"] == len(record["history"]) - 1 <= 10 and record["settings"]["epochs"] == 10
         assert record["device"] == "cpu" and record["seconds"] > 0
     assert results["models"]["afm"]["settings"]["attention_factor"] == 16

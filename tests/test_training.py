@@ -18,15 +18,14 @@ def test_training_lowers_validation_rmse(trained_pair):
 
 def test_best_epoch_is_restored(trained_pair, synthetic):
     result = trained_pair["afm_result"]
-    restored = evaluate(trained_pair["afm"], synthetic.splits["validation"], synthetic.label_range)["rmse"]
-    assert restored == pytest.approx(result.best_validation_rmse, abs=1e-6)
-    assert result.best_validation_rmse == min(row["validation_rmse"] for row in result.history)
+    restored = evaluate(trained_pair["afm"], synthetic, "validation")["rmse"]
+    assert restored == pytest.approx(result.best_validation, abs=1e-6)
+    assert result.best_validation == min(row["validation_rmse"] for row in result.history)
 
 
 def test_afm_beats_fm_and_attends_to_the_planted_pairs(trained_pair, synthetic):
-    test = synthetic.splits["test"]
-    fm_rmse = evaluate(trained_pair["fm"], test, synthetic.label_range)["rmse"]
-    afm_rmse = evaluate(trained_pair["afm"], test, synthetic.label_range)["rmse"]
+    fm_rmse = evaluate(trained_pair["fm"], synthetic, "test")["rmse"]
+    afm_rmse = evaluate(trained_pair["afm"], synthetic, "test")["rmse"]
     assert afm_rmse < fm_rmse - 0.02, (afm_rmse, fm_rmse)
     top = pair_statistics(explain_split(trained_pair["afm"], synthetic, "test")).head(2)
     assert {tuple(sorted(p)) for p in zip(top.field_a, top.field_b)} == {tuple(sorted(p)) for p in synthetic.planted_pairs}

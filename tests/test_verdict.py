@@ -51,7 +51,7 @@ def test_fm_plus_attention_starts_as_exactly_the_fm(small, tmp_path):
     np.testing.assert_allclose(predict(start.model, x), predict(fm.model, x), rtol=1e-5, atol=1e-5)
     trained = fit(small, "afm", {"epochs": 3, "freeze_fm": True, "p_start": "fm"}, pretrain_dir=fm.path)
     fm_validation = trained.result.history[0]["validation_rmse"]  # epoch 0 is the FM itself
-    assert trained.result.best_validation_rmse <= fm_validation  # best epoch by validation: never worse
+    assert trained.result.best_validation <= fm_validation  # best epoch by validation: never worse
     assert torch.equal(trained.model.embedding.weight, fm.model.embedding.weight)
 
 

@@ -59,7 +59,7 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
         trained.raise_if_diverged()
         models["AFM, seed 1"] = trained.model
         for name, model in models.items():
-            test = evaluate(model, dataset.splits["test"], dataset.label_range)
+            test = evaluate(model, dataset, "test")
             row = {"model": name, "test_rmse": test["rmse"], "test_mae": test["mae"]}
             if name != "FM":
                 ci = bootstrap_comparison(paired_errors(fm, model, dataset, "test")).set_index("metric").loc["rmse"]

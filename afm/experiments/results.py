@@ -44,7 +44,7 @@ def run_record(trained, dataset: Dataset, final: bool = True) -> dict:
     splits = ("train", "validation", "test") if final else ("train", "validation")
     return {
         "settings": dict(trained.params), "final": final,
-        "metrics": {s: evaluate(trained.model, dataset.splits[s], dataset.label_range) for s in splits},
+        "metrics": {s: evaluate(trained.model, dataset, s) for s in splits},
         "best_epoch": result.best_epoch, "epochs_run": len(result.history) - 1, "stop_reason": result.stop_reason,
         "seconds": result.seconds, "device": result.device, "history": result.history,
     }
@@ -57,7 +57,7 @@ def saved_record(loaded, dataset: Dataset) -> dict:
                       and settings.applies(k, meta["model"]["kind"])}
     return {
         "settings": {**meta["training"], **model_settings, **meta.get("start", {})},
-        "metrics": {s: evaluate(loaded.model, dataset.splits[s], dataset.label_range)
+        "metrics": {s: evaluate(loaded.model, dataset, s)
                     for s in ("train", "validation", "test")},
         "best_epoch": meta["best_epoch"], "epochs_run": len(meta["history"]) - 1, "stop_reason": meta["stop_reason"],
         "seconds": meta["train_seconds"], "device": meta["device"], "history": meta["history"],

@@ -23,7 +23,7 @@ def sweep(dataset: Dataset, parameter: str, values, overrides: dict, fm_dir: Pat
     for value in values:
         log(f"study: AFM with {parameter}={value} ...")
         result = fit(dataset, "afm", {**overrides, parameter: value}, pretrain_dir=fm_dir).result
-        rows.append({"parameter": parameter, "value": value, "validation_rmse": result.best_validation_rmse,
+        rows.append({"parameter": parameter, "value": value, "validation_rmse": result.best_row["validation_rmse"],
                      "best_epoch": result.best_epoch, "seconds": result.seconds, "stop_reason": result.stop_reason})
     return pd.DataFrame(rows)
 
@@ -40,7 +40,7 @@ def run_studies(dataset: Dataset, fm, fm_dir: Path, overrides: dict, log=print) 
         out["sweeps"][parameter] = sweep(dataset, parameter, values, overrides, fm_dir, log).to_dict(orient="records")
     log("study: FM+A (FM frozen, attention trained) ...")
     trained = fm_plus_attention(dataset, fm_dir, overrides)
-    scores = {name: evaluate(m, dataset.splits["validation"], dataset.label_range)["rmse"]
+    scores = {name: evaluate(m, dataset, "validation")["rmse"]
               for name, m in (("FM", fm), ("FM+A", trained.model))}
     out["fm_plus_attention"] = {"validation_rmse": scores, "history": trained.result.history}
     return out, trained

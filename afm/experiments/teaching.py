@@ -25,9 +25,8 @@ def planted_experiment(planted, strength: float = 1.0, noise: float = 0.3, rows:
     """Generate synthetic data with these planted pairs; train FM and AFM with the default presets."""
     dataset = make_synthetic(seed=seed, rows=rows, planted=planted, strength=strength, noise=noise)
     fm, afm = fit(dataset, "fm", {"seed": seed}), fit(dataset, "afm", {"seed": seed})
-    test = dataset.splits["test"]
     explanation = explain_split(afm.model, dataset, "test")
-    return PlantedResult(fm_rmse=evaluate(fm.model, test, dataset.label_range)["rmse"],
-                         afm_rmse=evaluate(afm.model, test, dataset.label_range)["rmse"],
+    return PlantedResult(fm_rmse=evaluate(fm.model, dataset, "test")["rmse"],
+                         afm_rmse=evaluate(afm.model, dataset, "test")["rmse"],
                          precision=planted_precision(explanation), afm_explanation=explanation,
                          histories={"FM": fm.result.history, "AFM": afm.result.history})

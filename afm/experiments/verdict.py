@@ -54,16 +54,22 @@ def candidate_configs(dataset_name: str, kind: str, count: int, seed: int = 0) -
 
 
 def search(dataset: Dataset, kind: str, configs: list[dict], base: dict, pretrain_dir=None, log=print) -> list[dict]:
-    """Train each configuration (seed 0) and record its validation RMSE; never the test split."""
+    """Train each configuration (seed 0) and record its validation metric (RMSE, or logloss for logistic
+    loss) at the best epoch; never the test split."""
     rows = []
     for i, config in enumerate(configs):
         log(f"search {kind.upper()} {i + 1}/{len(configs)}: {config}")
         trained = fit(dataset, kind, {**base, **config, "seed": 0}, pretrain_dir=pretrain_dir)
         record = run_record(trained, dataset, final=False)
-        rows.append({"config": config, "validation_rmse": trained.result.best_validation_rmse,
-                     "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
+        rows.append({"config": config, "validation": trained.result.best_validation,
+                     "selected_by": trained.result.selected_by,
+                     "validation_rmse": trained.result.best_row["validation_rmse"], "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
                      "stop_reason": record["stop_reason"], "seconds": record["seconds"]})
     return rows
+
+
+def _validation(row: dict) -> float:
+    return row.get("validation", row.get("validation_rmse"))  # files before logistic loss: RMSE
 
 
 def t_quantile(p: float, df: int) -> float:
@@ -94,23 +100,25 @@ def seed_interval(differences: np.ndarray, level: float = 0.95) -> tuple[float, 
 
 
 def verdict(dataset: Dataset, configs: int = 6, search_epochs: int = 10, seeds: int = 5, epochs: int | None = None,
-            quick: bool = False, device: str = "auto", models_dir: Path | None = None, log=print) -> dict:
+            quick: bool = False, device: str = "auto", models_dir: Path | None = None, log=print,
+            fixed: dict | None = None) -> dict:
     """The whole protocol as a results dict. `models_dir` keeps (and resumes from) the final runs' models
-    (never commit those trained on licensed data)."""
+    (never commit those trained on licensed data). `fixed`: settings both sides share and nobody searches
+    (loss, embed_dim)."""
     started = time.perf_counter()
-    base = {**(settings.quick_overrides(dataset.name) if quick else {}), "device": device}
+    base = {**(settings.quick_overrides(dataset.name) if quick else {}), **(fixed or {}), "device": device}
     search_base = {**base, "epochs": search_epochs}
     final_base = {**base, **({"epochs": epochs} if epochs else {})}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(models_dir) if models_dir else Path(tmp)
         fm_rows = search(dataset, "fm", candidate_configs(dataset.name, "fm", configs), search_base, log=log)
-        fm_best = min(fm_rows, key=lambda r: r["validation_rmse"])["config"]
+        fm_best = min(fm_rows, key=_validation)["config"]
         log(f"FM chosen on validation: {fm_best}; {seeds} seeds ...")
         fm_dirs = train_set(dataset, "fm", root / "fm", list(range(seeds)), {**final_base, **fm_best}, log=log,
                             on_progress=epoch_logger(log))
         afm_rows = search(dataset, "afm", candidate_configs(dataset.name, "afm", configs), search_base,
                           pretrain_dir=fm_dirs[0], log=log)
-        afm_best = min(afm_rows, key=lambda r: r["validation_rmse"])["config"]
+        afm_best = min(afm_rows, key=_validation)["config"]
         log(f"AFM chosen on validation: {afm_best}; {seeds} seeds and the variants ...")
         runs = {"FM": fm_dirs}
         for name, extra in {"AFM": {}, **VARIANTS}.items():
@@ -119,8 +127,9 @@ def verdict(dataset: Dataset, configs: int = 6, search_epochs: int = 10, seeds: 
                                    pretrain_dir=root / "fm", log=log)
         final = final_runs(runs, dataset)
     summary, comparisons = summarize_runs(final)
+    chosen_settings = settings.hyperparameters(dataset.name, "fm", base)
     budget = {"configurations": configs, "epoch_cap": search_epochs, "seed": 0,
-              "embed_dim": settings.hyperparameters(dataset.name, "fm", base)["embed_dim"]}
+              "embed_dim": chosen_settings["embed_dim"], "loss": chosen_settings["loss"]}
     return {**header("verdict", dataset, quick, final[0]["device"]),
             "budget": {"fm": budget, "afm": budget}, "search": {"fm": fm_rows, "afm": afm_rows},
             "chosen": {"fm": fm_best, "afm": afm_best}, "runs": final, "summary": summary,
@@ -135,54 +144,80 @@ def final_runs(runs: dict[str, list[Path]], dataset: Dataset) -> list[dict]:
     for name, paths in runs.items():
         for path in paths:
             loaded = load_model(path)
-            test = evaluate(loaded.model, dataset.splits["test"], dataset.label_range)
-            row = {"model": name, "seed": int(path.name.split("-")[1]), "test_rmse": test["rmse"],
-                   "test_mae": test["mae"], "validation_rmse": loaded.meta["metrics"]["validation"]["rmse"],
+            test = evaluate(loaded.model, dataset, "test")
+            row = {"model": name, "seed": int(path.name.split("-")[1]),
+                   **{f"test_{key}": value for key, value in test.items() if key != "n"},
+                   **{f"validation_{key}": value for key, value in loaded.meta["metrics"]["validation"].items()
+                      if key != "n"},
                    "best_epoch": loaded.meta["best_epoch"], "device": loaded.meta["device"],
                    "settings": {**loaded.meta["training"], **loaded.meta.get("start", {})}}
             if name != "FM":
-                ci = bootstrap_comparison(paired_errors(fms[path.name], loaded.model, dataset, "test"))
-                ci = ci.set_index("metric").loc["rmse"]
-                row.update({"difference_vs_fm": float(ci.difference), "bootstrap_low": float(ci.ci_low),
-                            "bootstrap_high": float(ci.ci_high)})
+                cis = bootstrap_comparison(paired_errors(fms[path.name], loaded.model, dataset, "test"))
+                for ci in cis.itertuples():
+                    if ci.metric in VERDICT_METRICS:
+                        prefix = "" if ci.metric == "rmse" else f"{ci.metric}_"  # rmse keeps its older names
+                        row.update({f"{prefix}difference_vs_fm": float(ci.difference),
+                                    f"{prefix}bootstrap_low": float(ci.ci_low),
+                                    f"{prefix}bootstrap_high": float(ci.ci_high)})
             rows.append(row)
     return rows
 
 
+VERDICT_METRICS = {"rmse": "RMSE", "logloss": "logloss", "auc": "AUC"}  # which are compared, as named
+
+
 def summarize_runs(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Mean and standard deviation per model; and per variant against FM: the mean difference, the
-    across-seed t interval, the widest per-seed bootstrap interval, and the verdict interval (the wider)."""
+    """Mean and standard deviation per model of each test metric; and per variant against FM, per metric:
+    the mean difference, the across-seed t interval, the widest per-seed bootstrap interval, and the
+    verdict interval (the wider). The first metric is the headline: logloss for logistic models, else RMSE."""
     table = pd.DataFrame(rows)
-    summary = (table.groupby("model", sort=False).test_rmse.agg(["mean", "std", "size"]).reset_index()
-               .rename(columns={"size": "seeds"}).to_dict(orient="records"))
-    fm = table[table.model == "FM"].set_index("seed").test_rmse
+    metrics = [m for m in ("logloss", "rmse", "auc") if f"test_{m}" in table]
+    summary = []
+    for name, part in table.groupby("model", sort=False):
+        row = {"model": name, "mean": float(part[f"test_{metrics[0]}"].mean()),
+               "std": float(part[f"test_{metrics[0]}"].std()), "seeds": len(part)}
+        for m in metrics[1:]:
+            row.update({f"{m}_mean": float(part[f"test_{m}"].mean()), f"{m}_std": float(part[f"test_{m}"].std())})
+        summary.append({**row, "metric": metrics[0]})
     comparisons = []
-    for name, part in table[table.model != "FM"].groupby("model", sort=False):
-        part = part.set_index("seed")
-        differences = (part.test_rmse - fm.reindex(part.index)).to_numpy()
-        seed_low, seed_high = seed_interval(differences)
-        boot_half = float(np.max((part.bootstrap_high - part.bootstrap_low) / 2))
-        mean = float(differences.mean())
-        seed_half = (seed_high - seed_low) / 2 if not math.isnan(seed_low) else float("nan")
-        half = boot_half if math.isnan(seed_half) else max(seed_half, boot_half)
-        comparisons.append({"model": name, "mean_difference": mean, "relative": mean / float(fm.mean()),
-                            "seed_low": seed_low, "seed_high": seed_high,
-                            "bootstrap_half_width": boot_half, "verdict_low": mean - half, "verdict_high": mean + half,
-                            "interval_used": "per-seed bootstrap" if half == boot_half else "across-seed t interval"})
+    for metric in metrics:
+        prefix = "" if metric == "rmse" else f"{metric}_"
+        fm = table[table.model == "FM"].set_index("seed")[f"test_{metric}"]
+        for name, part in table[table.model != "FM"].groupby("model", sort=False):
+            part = part.set_index("seed")
+            differences = (part[f"test_{metric}"] - fm.reindex(part.index)).to_numpy()
+            seed_low, seed_high = seed_interval(differences)
+            boot_half = float(np.max((part[f"{prefix}bootstrap_high"] - part[f"{prefix}bootstrap_low"]) / 2))
+            mean = float(differences.mean())
+            seed_half = (seed_high - seed_low) / 2 if not math.isnan(seed_low) else float("nan")
+            half = boot_half if math.isnan(seed_half) else max(seed_half, boot_half)
+            comparisons.append({"model": name, "metric": metric, "mean_difference": mean,
+                                "relative": mean / float(fm.mean()), "seed_low": seed_low, "seed_high": seed_high,
+                                "bootstrap_half_width": boot_half, "verdict_low": mean - half,
+                                "verdict_high": mean + half,
+                                "interval_used": "per-seed bootstrap" if half == boot_half else "across-seed t interval"})
     return summary, comparisons
+
+
+def _headline(results: dict) -> tuple[str, dict[str, dict]]:
+    """The headline metric and each model's comparison on it (files before logistic loss: RMSE)."""
+    metric = results["comparisons"][0].get("metric", "rmse")
+    return metric, {c["model"]: c for c in results["comparisons"] if c.get("metric", "rmse") == metric}
 
 
 def verdict_sentence(results: dict) -> str:
     """The verdict in words, whichever way it comes out."""
-    comparisons = {c["model"]: c for c in results["comparisons"]}
+    metric, comparisons = _headline(results)
     afm = comparisons["AFM"]
-    if afm["verdict_high"] < 0:
-        claim = f"AFM is better than the tuned FM by {-afm['relative']:.1%}"
-    elif afm["verdict_low"] > 0:
-        claim = f"AFM is worse than the tuned FM by {afm['relative']:.1%}"
+    better = afm["verdict_high"] < 0 if metric != "auc" else afm["verdict_low"] > 0
+    worse = afm["verdict_low"] > 0 if metric != "auc" else afm["verdict_high"] < 0
+    if better:
+        claim = f"AFM is better than the tuned FM by {abs(afm['relative']):.1%}"
+    elif worse:
+        claim = f"AFM is worse than the tuned FM by {abs(afm['relative']):.1%}"
     else:
         claim = f"AFM and the tuned FM cannot be told apart ({afm['relative']:+.1%})"
-    parts = [f"{claim} (test RMSE difference {afm['mean_difference']:+.4f}, interval "
+    parts = [f"{claim} (test {VERDICT_METRICS[metric]} difference {afm['mean_difference']:+.4f}, interval "
              f"[{afm['verdict_low']:+.4f}, {afm['verdict_high']:+.4f}] from the {afm['interval_used']})"]
     for name in VARIANTS:
         if name in comparisons:
@@ -192,16 +227,25 @@ def verdict_sentence(results: dict) -> str:
 
 
 def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
-    """A verdict results file as tables: the budget of each side, test RMSE per model (mean, std over
-    seeds), each variant against FM with both intervals, and the search (validation only)."""
+    """A verdict results file as tables: the budget of each side, the test metrics per model (mean, std
+    over seeds; the headline metric first), each variant against FM with both intervals (per metric where
+    there are several), and the search (validation only)."""
     budget = pd.DataFrame([{"side": side.upper(), **b, "chosen": ", ".join(f"{k}={v}" for k, v in results["chosen"][side].items())}
                            for side, b in results["budget"].items()])
-    summary = pd.DataFrame(results["summary"]).rename(columns={"mean": "test RMSE (mean)", "std": "std over seeds"})
-    comparisons = pd.DataFrame(results["comparisons"])[
-        ["model", "mean_difference", "relative", "seed_low", "seed_high", "bootstrap_half_width", "verdict_low",
-         "verdict_high", "interval_used"]]
+    headline, _ = _headline(results)
+    names = {"mean": f"test {VERDICT_METRICS[headline]} (mean)", "std": "std over seeds"}
+    for metric, label in VERDICT_METRICS.items():
+        names.update({f"{metric}_mean": f"test {label} (mean)", f"{metric}_std": f"{label} std"})
+    summary = pd.DataFrame(results["summary"]).drop(columns=["metric"], errors="ignore").rename(columns=names)
+    comparisons = pd.DataFrame(results["comparisons"])
+    several = comparisons.get("metric", pd.Series(["rmse"])).nunique() > 1
+    comparisons = comparisons[(["metric"] if several else []) + [
+        "model", "mean_difference", "relative", "seed_low", "seed_high", "bootstrap_half_width", "verdict_low",
+        "verdict_high", "interval_used"]]
     search_rows = [{"side": side.upper(), **row["config"], "validation_rmse": row["validation_rmse"],
-                    "best_epoch": row["best_epoch"]} for side, rows in results["search"].items() for row in rows]
+                    **({f"validation_{row['selected_by']}": row["validation"]} if row.get("selected_by", "rmse") != "rmse"
+                       else {}), "best_epoch": row["best_epoch"]}
+                   for side, rows in results["search"].items() for row in rows]
     return {"budget": budget, "summary": summary, "comparisons": comparisons, "search": pd.DataFrame(search_rows)}
 
 

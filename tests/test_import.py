@@ -1,0 +1,171 @@
+"""Models trained in pytorch-fm and DeepCTR-Torch, imported and explained as ours: the logits equal theirs
+on the same rows. The two libraries are in requirements-bench.txt; without them these tests skip."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from afm.checkpoints import load_model
+from afm.data import make_synthetic
+from afm.errors import CheckpointError
+from afm.explain import decompose
+from afm.importers import field_vocabularies, import_model, local_ids, read_state_dict
+from afm.training import predict
+from conftest import ROOT
+
+torchfm = pytest.importorskip("torchfm", reason="pytorch-fm is in requirements-bench.txt, not installed here")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(seed=2, rows=3000)
+
+
+def field_sizes(data):
+    return [len(v) for v in field_vocabularies(data)]
+
+
+def train_torchfm(model, data, steps=60):
+    """A few real optimisation steps of their model on our data in their encoding."""
+    x = torch.as_tensor(local_ids(data, "train"))
+    y = torch.as_tensor((data.splits["train"].y > 0).astype(np.float32))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for step in range(steps):
+        rows = slice(step * 256 % len(x), step * 256 % len(x) + 256)
+        loss = torch.nn.functional.binary_cross_entropy(model(x[rows]), y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def their_logits(model, data, split="test"):
+    """Their forward up to the sigmoid, through their own layers (a logit read back from a float32
+    probability would lose digits where the sigmoid saturates)."""
+    x = torch.as_tensor(local_ids(data, split))
+    pairs = model.afm if hasattr(model, "afm") else model.fm
+    with torch.no_grad():
+        return (model.linear(x) + pairs(model.embedding(x))).squeeze(1).numpy()
+
+
+@pytest.mark.parametrize("kind", ["fm", "afm"])
+def test_a_torchfm_model_imports_with_its_logits(kind, data, tmp_path):
+    from torchfm.model.afm import AttentionalFactorizationMachineModel
+    from torchfm.model.fm import FactorizationMachineModel
+
+    torch.manual_seed(0)
+    theirs = (FactorizationMachineModel(field_sizes(data), 8) if kind == "fm" else
+              AttentionalFactorizationMachineModel(field_sizes(data), 8, 4, dropouts=(0.0, 0.0)))
+    train_torchfm(theirs, data)
+    torch.save(theirs.state_dict(), tmp_path / "theirs.pt")
+    ours, notes = import_model("torchfm", tmp_path / "theirs.pt", data)
+    assert ours.config.kind == kind and ours.config.loss == "logistic"
+    np.testing.assert_allclose(predict(ours, data.splits["test"].x), their_logits(theirs, data), atol=1e-5)
+    if kind == "afm":
+        assert any("projection.bias" in n for n in notes)  # what was dropped is said
+
+
+def test_a_deepctr_afm_imports_with_its_logits(data, tmp_path):
+    deepctr = pytest.importorskip("deepctr_torch", reason="DeepCTR-Torch is in requirements-bench.txt")
+    from deepctr_torch.inputs import SparseFeat
+    from deepctr_torch.models import AFM
+
+    columns = [SparseFeat(name, vocabulary_size=size, embedding_dim=8)
+               for name, size in zip(data.field_names, field_sizes(data))]
+    theirs = AFM(columns, columns, attention_factor=4, device="cpu", seed=0)
+    theirs.compile("adam", "binary_crossentropy")
+    as_input = lambda split: {name: local_ids(data, split)[:, f] for f, name in enumerate(data.field_names)}
+    theirs.fit(as_input("train"), (data.splits["train"].y > 0).astype(np.float32), batch_size=256, epochs=1,
+               verbose=0)
+    torch.save(theirs.state_dict(), tmp_path / "deepctr.pt")
+    ours, _ = import_model("deepctr", tmp_path / "deepctr.pt", data)
+    with torch.no_grad():
+        theirs.eval()
+        x = torch.as_tensor(local_ids(data, "test"), dtype=torch.float32)  # DeepCTR takes one float matrix
+        theirs.out.task = "regression"  # their PredictionLayer without its sigmoid: the logit itself
+        logits = theirs(x).squeeze(1).numpy()
+    assert ours.config.kind == "afm" and deepctr.__version__
+    np.testing.assert_allclose(predict(ours, data.splits["test"].x), logits, atol=1e-5)
+
+
+def test_anything_but_a_plain_state_dict_of_these_models_is_refused(data, tmp_path):
+    from torchfm.model.fm import FactorizationMachineModel
+
+    model = FactorizationMachineModel(field_sizes(data), 8)
+    torch.save(model, tmp_path / "whole.pt")  # a pickled module needs code to load: refused
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_state_dict(tmp_path / "whole.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a PyTorch state dict"):
+        read_state_dict(tmp_path / "junk.pt")
+    torch.save({"embedding.embedding.weight": torch.zeros(5, 8)}, tmp_path / "small.pt")
+    with pytest.raises(CheckpointError, match="rows"):  # the vocabulary sizes do not match the data
+        import_model("torchfm", tmp_path / "small.pt", data)
+    torch.save(model.state_dict(), tmp_path / "fm.pt")
+    with pytest.raises(CheckpointError, match="embedding for field"):
+        import_model("deepctr", tmp_path / "fm.pt", data)
+
+
+def test_the_cli_encodes_imports_and_the_explanation_opens_in_the_app(data, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    from torchfm.model.afm import AttentionalFactorizationMachineModel
+
+    env = {**os.environ, "AFM_MODELS_DIR": str(tmp_path / "models")}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "afm", *a], cwd=ROOT, capture_output=True, text=True,
+                                    env=env, timeout=300)
+    encoded = run("encode", "--data", "synthetic", "--out", str(tmp_path / "encoded"))
+    assert encoded.returncode == 0, encoded.stderr
+    dims = json.loads((tmp_path / "encoded" / "field_dims.json").read_text())
+    default = make_synthetic()
+    assert list(dims.values()) == field_sizes(default)
+    torch.manual_seed(1)
+    theirs = train_torchfm(AttentionalFactorizationMachineModel(list(dims.values()), 8, 4, (0.0, 0.0)), default)
+    torch.save(theirs.state_dict(), tmp_path / "afm.pt")
+    imported = run("import", str(tmp_path / "afm.pt"), "--from", "torchfm", "--data", "synthetic",
+                   "--out", str(tmp_path / "models" / "imported-afm"))
+    assert imported.returncode == 0, imported.stderr
+    assert "note: dropped afm.projection.bias" in imported.stdout and "AUC" in imported.stdout
+    loaded = load_model(tmp_path / "models" / "imported-afm")
+    assert loaded.meta["imported"]["library"] == "torchfm"
+    result = decompose(loaded.model, default, "test", 0)
+    assert result["prediction"] == pytest.approx(their_logits(theirs, default)[0], abs=1e-5)
+
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    app.sidebar.selectbox[2].set_value("imported-afm").run()
+    app.switch_page("app_pages/2_Instance_explorer.py").run()
+    assert not app.exception, app.exception
+    assert "AFM probability of +1" in [m.label for m in app.metric]
+    assert any("log-odds" in c.value for c in app.caption)
+    refused = run("import", str(tmp_path / "afm.pt"), "--from", "deepctr", "--data", "synthetic",
+                  "--out", str(tmp_path / "models" / "x"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "embedding for field" in refused.stderr
+
+
+def test_the_train_page_imports_an_uploaded_state_dict(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    from torchfm.model.fm import FactorizationMachineModel
+
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    default = make_synthetic()
+    torch.manual_seed(3)
+    theirs = train_torchfm(FactorizationMachineModel(field_sizes(default), 8), default)
+    torch.save(theirs.state_dict(), tmp_path / "fm.pt")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    app.switch_page("app_pages/1_Train.py").run()
+    app.radio(key="import_library").set_value("torchfm").run()
+    app.get("file_uploader")[0].upload("fm.pt", (tmp_path / "fm.pt").read_bytes()).run()
+    app.button(key="import_button").click().run()
+    assert not app.exception, app.exception
+    assert any("Imported a FM" in s.value for s in app.success)
+    saved = [p for p in (tmp_path / "models").iterdir() if p.name.startswith("synthetic-torchfm-import")]
+    assert len(saved) == 1
+    np.testing.assert_allclose(predict(load_model(saved[0]).model, default.splits["test"].x),
+                               their_logits(theirs, default), atol=1e-5)
+    app.get("file_uploader")[0].upload("junk.pt", b"junk").run()
+    app.button(key="import_button").click().run()
+    assert not app.exception and any("not a PyTorch state dict" in e.value for e in app.error)
