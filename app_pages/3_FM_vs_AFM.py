@@ -1,4 +1,5 @@
 """FM vs AFM: is AFM better here, by how much, and for which instances?"""
+import pandas as pd
 import streamlit as st
 
 from afm import charts
@@ -88,6 +89,10 @@ if results is not None:
     show_table(tables["budget"], f"verdict_budget_{name}", "Each side's search budget, and what it chose.")
     show_table(tables["summary"], f"verdict_summary_{name}")
     show_table(tables["comparisons"], f"verdict_comparisons_{name}")
+    if not tables.get("reference", pd.DataFrame()).empty:
+        st.caption("Beside the BARS open benchmark (FuxiCTR, Frappe_x1, embedding size 10, logistic loss): the same "
+                   "validation and test sizes; their train split is the original, ours is reconstructed.")
+        show_table(tables["reference"], f"verdict_reference_{name}")
     with st.popover("Every searched configuration (validation only)"):
         show_table(tables["search"], f"verdict_search_{name}")
 

@@ -141,3 +141,9 @@ def test_a_logistic_verdict_selects_by_logloss_and_reports_auc(small, tmp_path):
     assert results["comparisons"][0]["metric"] == "logloss" and "logloss" in verdict_sentence(results)
     tables = verdict_tables(results)
     assert "test logloss (mean)" in tables["summary"] and "test AUC (mean)" in tables["summary"]
+    assert tables["reference"].empty  # BARS has figures for Frappe alone
+    frappe_like = {**results, "data": {**results["data"], "name": "frappe"}}
+    reference = verdict_tables(frappe_like)["reference"].set_index("method")
+    summary = {row["model"]: row for row in results["summary"]}
+    assert reference.loc["AFM", "bars_test_auc"] == 0.9697
+    assert reference.loc["AFM", "ours_test_auc (k=16)"] == summary["AFM"]["auc_mean"]
