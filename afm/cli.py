@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="training speed beside DeepCTR-Torch and pytorch-fm; explanation latency; memory")
     b.add_argument("--quick", action="store_true", help="the main cases only, short windows: under 5 minutes")
     b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
+    b.add_argument("--load", action="store_true", help="run beside one other busy process (a core taken, as by a "
+                   "browser beside the app)")
     settings.add_flags(b, ["device"])
     _add_data_dir(b)
 
@@ -440,7 +442,15 @@ def cmd_ablate(args) -> int:
 
 def cmd_bench(args) -> int:
     from afm.bench import headline_line, run
+    from afm.bench.load import busy_process
 
+    with busy_process(args.load):
+        return _bench(args, headline_line, run)
+
+
+def _bench(args, headline_line, run) -> int:
+    if args.load:
+        print("beside one other busy process (--load)")
     results = run(quick=args.quick, data_dir=args.data_dir, log=lambda line: print(line, file=sys.stderr),
                   device=args.device or "auto")
     missing = {name: why for name, why in results["libraries"].items() if why}

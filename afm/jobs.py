@@ -23,28 +23,28 @@ class JobState:
     path: Path | None = None
     started: float = 0.0
     finished: float = 0.0
+    stage: str = ""  # what is training now, where a job trains several models ("FM", "AFM")
+    histories: dict = field(default_factory=dict)  # stage -> history, of every stage so far
 
 
-class TrainingJob:
-    def __init__(self, dataset: Dataset, kind: str, out: Path, overrides: dict | None = None,
-                 pretrain_dir: Path | None = None, seeds: int = 1):
-        """With `seeds` > 1 the job trains a model set into `out` (afm.modelsets)."""
-        self.dataset, self.kind, self.out, self.seeds = dataset, kind, Path(out), seeds
-        self.overrides, self.pretrain_dir = dict(overrides or {}), pretrain_dir
-        self.epochs = self.overrides.get("epochs")
+class BackgroundJob:
+    """A thread that trains, a snapshot of its progress under a lock, and a stop request. Subclasses
+    implement `_run`, report through `_progress` and end with `_finish`."""
+
+    def __init__(self, name: str):
         self._state = JobState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"train-{kind}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "TrainingJob":
+    def start(self):
         with self._lock:
             self._state.status, self._state.started = "running", time.time()
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Ask training to end after the current batch; the best epoch so far is kept and saved."""
+        """Ask training to end after the current batch; the best epoch so far is kept."""
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> JobState:
@@ -59,12 +59,34 @@ class TrainingJob:
         with self._lock:
             s = self._state
             return JobState(s.status, s.epoch, s.batch, s.batches, list(s.history), s.message, s.path,
-                            s.started, s.finished)
+                            s.started, s.finished, s.stage, {k: list(v) for k, v in s.histories.items()})
 
-    def _progress(self, epoch: int, batch: int, batches: int, history: list) -> None:
+    def _progress(self, epoch: int, batch: int, batches: int, history: list, stage: str = "") -> None:
         with self._lock:
             self._state.epoch, self._state.batch, self._state.batches = epoch, batch, batches
-            self._state.history = list(history)
+            self._state.history, self._state.stage = list(history), stage
+            if stage:
+                self._state.histories[stage] = list(history)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _finish(self, status: str, message: str, path, history) -> None:
+        with self._lock:
+            self._state.status, self._state.message, self._state.path = status, message, path
+            if history:
+                self._state.history = list(history)
+            self._state.finished = time.time()
+
+
+class TrainingJob(BackgroundJob):
+    def __init__(self, dataset: Dataset, kind: str, out: Path, overrides: dict | None = None,
+                 pretrain_dir: Path | None = None, seeds: int = 1):
+        """With `seeds` > 1 the job trains a model set into `out` (afm.modelsets)."""
+        super().__init__(f"train-{kind}")
+        self.dataset, self.kind, self.out, self.seeds = dataset, kind, Path(out), seeds
+        self.overrides, self.pretrain_dir = dict(overrides or {}), pretrain_dir
+        self.epochs = self.overrides.get("epochs")
 
     def _run(self) -> None:
         try:
@@ -98,9 +120,24 @@ class TrainingJob:
         except AFMError as exc:
             self._finish("failed", str(exc), None, [])
 
-    def _finish(self, status: str, message: str, path, history) -> None:
-        with self._lock:
-            self._state.status, self._state.message, self._state.path = status, message, path
-            if history:
-                self._state.history = list(history)
-            self._state.finished = time.time()
+
+class PlantedJob(BackgroundJob):
+    """The planted-interactions experiment (afm.experiments.teaching) in the background: FM, then AFM,
+    with progress per stage; `result` holds the PlantedResult when it has finished."""
+
+    def __init__(self, planted, strength: float, noise: float, rows: int):
+        super().__init__("planted")
+        self.settings = {"planted": list(planted), "strength": strength, "noise": noise, "rows": rows}
+        self.result = None
+
+    def _run(self) -> None:
+        from afm.experiments.teaching import planted_experiment
+
+        try:
+            self.result = planted_experiment(**self.settings, on_progress=self._progress,
+                                             should_stop=self._stop.is_set)
+            self._finish("finished", "stopped early: the best epochs so far" if self._stop.is_set() else "", None, [])
+        except AFMError as exc:
+            self._finish("failed", str(exc), None, [])
+        except Exception as exc:  # keep the interface alive; say what broke
+            self._finish("failed", f"internal error: {type(exc).__name__}: {exc}", None, [])

@@ -30,6 +30,7 @@ from afm import distributed, settings
 from afm.data.dataset import Dataset
 from afm.errors import AFMError
 from afm.metrics import score_metrics, selection_metric
+from afm.threads import step_work, threads, threads_for
 
 
 def _paper(name: str):
@@ -138,7 +139,16 @@ ProgressCallback = Callable[[int, int, int, list], None]  # (epoch, batch, batch
 def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
           on_progress: ProgressCallback | None = None, should_stop: Callable[[], bool] | None = None,
           show_progress: bool = False) -> TrainResult:
-    """Train in place; the model ends holding the weights of its best validation epoch."""
+    """Train in place; the model ends holding the weights of its best validation epoch. Small models train
+    on one CPU thread (afm.threads: far faster when another process holds a core)."""
+    if resolve_device(config.device).type != "cpu":
+        return _train(model, dataset, config, on_progress, should_stop, show_progress)
+    with threads(threads_for(step_work(model.config, config.batch_size))):
+        return _train(model, dataset, config, on_progress, should_stop, show_progress)
+
+
+def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_progress, should_stop,
+           show_progress: bool) -> TrainResult:
     device = distributed.start(resolve_device(config.device))
     rank, ranks = distributed.world()
     torch.manual_seed(config.seed + rank)  # dropout masks, different on each rank

@@ -1,5 +1,6 @@
 """Every page run by Streamlit's AppTest (real script runs, no browser)."""
 import base64
+import time
 
 import numpy as np
 import plotly.io
@@ -135,6 +136,13 @@ def test_attention_across_datasets_page(registry):
 
 def test_planted_interactions_page(registry):
     app = open_page("5_Planted_interactions")
+    assert "What you planted" in figures(app)[0].layout.title.text  # a picture before any training
+    for _ in range(240):  # FM then AFM train in the background; the page shows their progress meanwhile
+        if any(m.label.startswith("Planted pairs in AFM") for m in app.metric):
+            break
+        time.sleep(0.5)
+        app.run()
+    assert not app.exception, app.exception
     found = [m for m in app.metric if m.label.startswith("Planted pairs in AFM")]
     assert found[0].value == "100%"
     assert float(app.metric[1].value) < float(app.metric[0].value)

@@ -44,18 +44,25 @@ def _read_frame(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _field_values(column: pd.Series, name: str, path: Path) -> pd.Series:
-    """The readable value of every row of a feature column."""
-    numeric = pd.to_numeric(column, errors="coerce")
-    is_numeric = numeric.notna().sum() == column.notna().sum() and column.notna().any()
-    if is_numeric:
-        bad = ~np.isfinite(numeric.to_numpy(dtype=float, na_value=0.0))
+def _field_codes(column: pd.Series, name: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's value id and the readable values, sorted as text (the ids are their positions). Types are
+    inferred once per distinct value, not per row: a 200,000-row column of a few hundred values converts a
+    few hundred strings. Numeric columns with many values become quantile bins; missing is a value."""
+    codes, uniques = pd.factorize(column)  # missing values get code -1
+    uniques = np.asarray(uniques, dtype=object)
+    numeric = pd.to_numeric(pd.Series(uniques), errors="coerce").to_numpy(dtype=float)
+    if len(uniques) and not np.isnan(numeric).any():
+        bad = ~np.isfinite(numeric)
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+            row = int(np.flatnonzero(bad[codes] & (codes >= 0))[0])
             raise DataError(f"{path}: row {row + 2}, column {name!r}: value {column.iloc[row]!r} is infinite")
-        if numeric.nunique() > MAX_LEVELS:
-            return quantile_bins(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
-    return column.fillna(MISSING).astype(str)
+        if len(np.unique(numeric)) > MAX_LEVELS:
+            binned = quantile_bins(np.where(codes >= 0, numeric[np.maximum(codes, 0)], np.nan)).to_numpy(dtype=object)
+            codes, uniques = pd.factorize(binned)
+            uniques = np.asarray(uniques, dtype=object)
+    labels = np.append(uniques.astype(str), MISSING) if (codes < 0).any() else uniques.astype(str)
+    labels, inverse = np.unique(labels, return_inverse=True)  # sorted as text, as before
+    return inverse[codes], labels  # code -1 takes the last unsorted label: MISSING
 
 
 def quantile_bins(values: np.ndarray, bins: int = QUANTILE_BINS) -> pd.Series:
@@ -103,8 +110,7 @@ def load_csv(path: Path, target: str | None, seed: int = 0) -> Dataset:
 
     columns, names, offset = [], [], 0
     for name in features:
-        values = _field_values(frame[name], name, path)
-        codes, uniques = pd.factorize(values, sort=True)
+        codes, uniques = _field_codes(frame[name], name, path)
         columns.append(offset + codes)
         names += [f"{name}={value}" for value in uniques]
         offset += len(uniques)

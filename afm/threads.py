@@ -1,0 +1,42 @@
+"""How many CPU threads PyTorch gets for a piece of work.
+
+PyTorch's intra-op threads wait for each other at every operation. When another process holds a core (a
+browser beside the app, a second training run), a small operation on two threads waits for the busy core
+and gets much slower than on one: measured on a 2-core machine with one other busy process, a wide-data FM
+epoch took 12.4 s on two threads and 0.1 s on one (README, Performance). Small work therefore runs on one
+thread; large work keeps PyTorch's default, where splitting pays. Only ever fewer threads than PyTorch
+would use, so OMP_NUM_THREADS and torch.set_num_threads still cap everything.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+# Multiply-adds of one training step (or one explanation batch) below which one thread is used: above it,
+# operations are long enough that a second thread pays even when it has to wait now and then.
+SMALL_WORK = 50_000_000
+DEFAULT = torch.get_num_threads()  # what this process may use (OMP_NUM_THREADS, or one per core)
+
+
+def step_work(config, batch_size: int) -> int:
+    """Multiply-adds of one training step of a model, roughly: pair products, and for AFM the attention
+    network over every pair (t x k each)."""
+    per_pair = config.embed_dim * (1 + (config.attention_factor if config.kind == "afm" and config.attention else 0))
+    return batch_size * config.num_pairs * per_pair
+
+
+def threads_for(work: int) -> int:
+    return 1 if work < SMALL_WORK else DEFAULT
+
+
+@contextmanager
+def threads(count: int):
+    """Run the block with `count` intra-op threads (at most the process's), then go back to the process's.
+    The count is global to the process: two blocks at once (the app's training job and a page) can leave
+    the other with one thread for a while, never with more than the process may use."""
+    torch.set_num_threads(max(1, min(count, DEFAULT)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(DEFAULT)
