@@ -459,7 +459,8 @@ def _bench(args, headline_line, run) -> int:
           f"alternated windows of ~{results['window_seconds']} s; data: {data}")
     for name, why in missing.items():
         print(f"skipped {name} ({why}); pip install -r requirements-bench.txt")
-    print("training samples/s (Adagrad, k=256, squared loss, no dropout):")
+    print("training samples/s (Adagrad, squared loss, no dropout; peers at their best configuration, and as "
+          "shipped: plain Adagrad on dense gradients):")
     print(results["training"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     fractions = ", ".join(f"batch {b}: {v:.2f}" for b, v in results["distinct_pair_fraction"].items())
     print(f"distinct feature pairs per (row, pair) cell, Frappe: {fractions}")

@@ -29,12 +29,13 @@ def test_distinct_pair_fraction():
     assert 0.8 < fraction <= 1.0  # only rows drawn twice repeat
 
 
-def test_every_library_trains_the_same_case():
-    rows, sizes, _ = bench.bench_data("movielens")
-    case = Case("movielens", "afm", 8, 256)
+@pytest.mark.parametrize("data", ["movielens", "criteo"])
+def test_every_library_trains_the_same_case_in_both_configurations(data):
+    rows, sizes, _ = bench.bench_data(data)
+    case = Case(data, "afm", 8, 256, 16)
     libraries = [name for name, why in bench.available_libraries().items() if not why]
     assert "ours" in libraries
-    for library in libraries:
+    for library in libraries + [name + bench.AS_SHIPPED for name in libraries if name != "ours"]:
         trainer = bench._Trainer(library, case, rows[:2000], sizes)
         before = [p.detach().clone() for p in trainer.model.parameters()]
         assert trainer.window() > 0
@@ -51,9 +52,37 @@ def test_headline_run_prints_the_last_line(tmp_path):
     results = bench.run(quick=True, data_dir=tmp_path, log=lambda line: None, only=[Case(*bench.HEADLINE)],
                         window_seconds=0.01)
     row = results["training"].iloc[0]
-    assert row["ours_samples_s"] > 0 and row["matmul_limit_samples_s"] > 0
+    assert row["ours_samples_s"] > 0 and row["work_limit_samples_s"] > 0
+    assert row["speedup_vs_fastest_peer"] > 0 and row["speedup_vs_peers_as_shipped"] > 0
     assert results["data"]["frappe"] == "random rows of Frappe's field sizes"  # no data in tmp_path
     assert set(results["memory"]["model"]) == {"fm", "afm"} and (results["memory"]["peak_mb"] > 0).all()
     assert results["explanations"]["test_rows"] == 28860 and results["explanations"]["one_instance_ms"] > 0
     assert re.fullmatch(r"speedup_vs_fastest_peer=(\d+\.\d\d|nan) fraction_of_matmul_limit=\d+\.\d\d",
                         bench.headline_line(results))
+
+
+def test_criteo_shaped_data_is_wide_and_long_tailed():
+    rows, sizes, description = bench.bench_data("criteo")
+    assert len(sizes) == 39 and min(sizes) == 3 and max(sizes) == 100_000 and "Zipf" in description
+    assert (rows < np.array(sizes)).all() and (rows >= 0).all()
+    biggest = rows[:, int(np.argmax(sizes))]
+    counts = np.bincount(biggest)
+    assert counts[0] > 100 * np.median(counts[counts > 0])  # a long tail: id 0 is far more common than most
+
+
+def test_the_peers_best_configuration_uses_sparse_gradients_where_ours_would():
+    pytest.importorskip("torchfm")
+    rows, sizes, _ = bench.bench_data("movielens")
+    best = bench.LIBRARIES["torchfm"](Case("movielens", "fm", 0, 256, 16), sizes, bench.torch.device("cpu"))
+    shipped = bench.LIBRARIES["torchfm" + bench.AS_SHIPPED](Case("movielens", "fm", 0, 256, 16), sizes,
+                                                             bench.torch.device("cpu"))
+    assert best[0].embedding.embedding.sparse and not shipped[0].embedding.embedding.sparse
+
+
+def test_the_distinct_work_limit_counts_distinct_pairs_not_cells():
+    rows, sizes, _ = bench.bench_data("movielens")
+    case = Case("movielens", "afm", 16, 512, 16)
+    repeated = np.zeros_like(rows[:1000])  # every row the same: one distinct pair per column
+    few = bench.distinct_work_limit(case, repeated, sizes, windows=1, window_seconds=0.01)
+    many = bench.distinct_work_limit(case, rows[:1000], sizes, windows=1, window_seconds=0.01)
+    assert few > many > 0  # less distinct work, a higher limit
