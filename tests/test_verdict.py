@@ -73,3 +73,17 @@ def test_a_quick_verdict_records_budget_provenance_and_test_only_for_final_runs(
     assert {r["model"] for r in results["runs"]} == {"FM", "AFM", "uniform AFM", "FM+A"}
     assert results["git"]["commit"] and "torch_threads" in results["versions"]
     assert {c["model"] for c in results["comparisons"]} == {"AFM", "uniform AFM", "FM+A"}
+
+
+def test_a_verdict_resumes_its_search_and_says_when_runs_hit_the_epoch_cap(small, tmp_path):
+    lines = []
+    first = verdict(small, configs=2, search_epochs=2, seeds=2, epochs=1, models_dir=tmp_path, log=lines.append)
+    assert (tmp_path / "search.json").is_file() and not any("done before" in line for line in lines)
+    lines.clear()
+    again = verdict(small, configs=2, search_epochs=2, seeds=2, epochs=1, models_dir=tmp_path, log=lines.append)
+    assert sum("done before" in line for line in lines) == 4  # both sides' configurations, read back
+    assert again["search"] == first["search"] and again["chosen"] == first["chosen"]
+    assert all(row["epoch_cap"] == 1 for row in again["runs"])
+    from afm.experiments.verdict import capped_runs, verdict_sentence
+    capped = capped_runs(again)  # one epoch: every run that improved at all ends at the cap
+    assert capped and "Caution: best epoch at the epoch cap" in verdict_sentence(again)

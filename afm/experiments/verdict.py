@@ -6,6 +6,7 @@ per seed (paired bootstrap over instances); the verdict uses the wider.
 """
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -54,11 +55,22 @@ def candidate_configs(dataset_name: str, kind: str, count: int, seed: int = 0) -
     return configs
 
 
-def search(dataset: Dataset, kind: str, configs: list[dict], base: dict, pretrain_dir=None, log=print) -> list[dict]:
+def search(dataset: Dataset, kind: str, configs: list[dict], base: dict, pretrain_dir=None, log=print,
+           cache: Path | None = None) -> list[dict]:
     """Train each configuration (seed 0) and record its validation metric (RMSE, or logloss for logistic
-    loss) at the best epoch; never the test split."""
+    loss) at the best epoch; never the test split. With `cache` (a JSON file), rows already searched with
+    the same data, base settings and configuration are read back, and each new row is added as it finishes,
+    so an interrupted verdict resumes its search."""
+    key = json.dumps({"data": dataset.fingerprint, "kind": kind, "base": base,
+                      "pretrain": str(pretrain_dir) if pretrain_dir else None}, sort_keys=True, default=str)
+    cached = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     rows = []
     for i, config in enumerate(configs):
+        found = next((row for row in cached.get(key, []) if row["config"] == config), None)
+        if found is not None:
+            log(f"search {kind.upper()} {i + 1}/{len(configs)}: {config} (done before)")
+            rows.append(found)
+            continue
         log(f"search {kind.upper()} {i + 1}/{len(configs)}: {config}")
         trained = fit(dataset, kind, {**base, **config, "seed": 0}, pretrain_dir=pretrain_dir)
         record = run_record(trained, dataset, final=False)
@@ -66,6 +78,11 @@ def search(dataset: Dataset, kind: str, configs: list[dict], base: dict, pretrai
                      "selected_by": trained.result.selected_by,
                      "validation_rmse": trained.result.best_row["validation_rmse"], "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
                      "stop_reason": record["stop_reason"], "seconds": record["seconds"]})
+        if cache is not None:
+            cached.setdefault(key, []).append(rows[-1])
+            tmp = cache.with_name(cache.name + ".tmp")
+            tmp.write_text(json.dumps(cached, indent=1), encoding="utf-8")
+            tmp.replace(cache)
     return rows
 
 
@@ -112,13 +129,16 @@ def verdict(dataset: Dataset, configs: int = 6, search_epochs: int = 10, seeds: 
     final_base = {**base, **({"epochs": epochs} if epochs else {})}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(models_dir) if models_dir else Path(tmp)
-        fm_rows = search(dataset, "fm", candidate_configs(dataset.name, "fm", configs), search_base, log=log)
+        root.mkdir(parents=True, exist_ok=True)
+        cache = root / "search.json"  # a rerun with the same --models-dir resumes the search
+        fm_rows = search(dataset, "fm", candidate_configs(dataset.name, "fm", configs), search_base, log=log,
+                         cache=cache)
         fm_best = min(fm_rows, key=_validation)["config"]
         log(f"FM chosen on validation: {fm_best}; {seeds} seeds ...")
         fm_dirs = train_set(dataset, "fm", root / "fm", list(range(seeds)), {**final_base, **fm_best}, log=log,
                             on_progress=epoch_logger(log))
         afm_rows = search(dataset, "afm", candidate_configs(dataset.name, "afm", configs), search_base,
-                          pretrain_dir=fm_dirs[0], log=log)
+                          pretrain_dir=fm_dirs[0], log=log, cache=cache)
         afm_best = min(afm_rows, key=_validation)["config"]
         log(f"AFM chosen on validation: {afm_best}; {seeds} seeds and the variants ...")
         runs = {"FM": fm_dirs}
@@ -150,7 +170,8 @@ def final_runs(runs: dict[str, list[Path]], dataset: Dataset) -> list[dict]:
                    **{f"test_{key}": value for key, value in test.items() if key != "n"},
                    **{f"validation_{key}": value for key, value in loaded.meta["metrics"]["validation"].items()
                       if key != "n"},
-                   "best_epoch": loaded.meta["best_epoch"], "device": loaded.meta["device"],
+                   "best_epoch": loaded.meta["best_epoch"], "epoch_cap": loaded.meta["training"]["epochs"],
+                   "device": loaded.meta["device"],
                    "settings": {**loaded.meta["training"], **loaded.meta.get("start", {})}}
             if name != "FM":
                 cis = bootstrap_comparison(paired_errors(fms[path.name], loaded.model, dataset, "test"))
@@ -224,7 +245,25 @@ def verdict_sentence(results: dict) -> str:
         if name in comparisons:
             c = comparisons[name]
             parts.append(f"{name} {c['relative']:+.1%} [{c['verdict_low']:+.4f}, {c['verdict_high']:+.4f}]")
-    return "; ".join(parts) + "."
+    capped = capped_runs(results)
+    note = "" if not capped else (" Caution: best epoch at the epoch cap (still improving) for " + ", ".join(
+        f"{name} in {count} of {total} seeds" for name, (count, total) in capped.items())
+        + "; a longer cap could change the difference.")
+    return "; ".join(parts) + "." + note
+
+
+def capped_runs(results: dict) -> dict[str, tuple[int, int]]:
+    """Per model, how many final runs had their best epoch at the epoch cap (so were still improving when
+    stopped) out of how many; files before the cap was recorded say nothing."""
+    table = pd.DataFrame(results["runs"])
+    if "epoch_cap" not in table:
+        return {}
+    out = {}
+    for name, part in table.groupby("model", sort=False):
+        count = int((part.best_epoch >= part.epoch_cap).sum())
+        if count:
+            out[name] = (count, len(part))
+    return out
 
 
 def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
