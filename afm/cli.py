@@ -242,7 +242,7 @@ def cmd_import(args) -> int:
     path, model, notes = import_and_save(args.library, args.file, dataset, out, args.overwrite)
     for note in notes:
         print(f"note: {note}")
-    print(f"imported a {model.config.kind.upper()} (k={model.config.embed_dim}, logistic loss) from {args.library}: "
+    print(f"imported an {model.config.kind.upper()} (k={model.config.embed_dim}, logistic loss) from {args.library}: "
           f"test {metrics_text(evaluate(model, dataset, 'test'))}; saved {path}")
     return 0
 

@@ -103,6 +103,7 @@ def watch_job():
         st.rerun(scope="app")
 
 
+source = dataset = None  # stay None where choosing the data failed (the import section reads them)
 with friendly_errors():
     source = choose_source()
     kind = st.radio("Model", ["fm", "afm"], format_func=str.upper, horizontal=True, key="train_kind")
@@ -145,12 +146,12 @@ with friendly_errors():
     library = st.radio("Library", ["torchfm", "deepctr"], horizontal=True, key="import_library",
                        format_func={"torchfm": "pytorch-fm", "deepctr": "DeepCTR-Torch"}.get)
     upload = st.file_uploader("State dict", type=["pt", "pth", "bin"], key="import_file")
-    if source is None:
+    if dataset is None:
         st.info("Choose the data the model was trained on above first.")
     elif upload is not None and st.button("Import", key="import_button"):
         saved, model, notes = import_and_save(library, store_upload(upload.getvalue(), upload.name), dataset,
                                               new_model_path(None, dataset.name, f"{library}-import"))
-        st.success(f"Imported a {model.config.kind.upper()} as **{saved.name}** (logistic loss: explanations are in "
+        st.success(f"Imported an {model.config.kind.upper()} as **{saved.name}** (logistic loss: explanations are in "
                    "log-odds).")
         for note in notes:
             st.caption(note)

@@ -161,7 +161,7 @@ def test_the_train_page_imports_an_uploaded_state_dict(tmp_path, monkeypatch):
     app.get("file_uploader")[0].upload("fm.pt", (tmp_path / "fm.pt").read_bytes()).run()
     app.button(key="import_button").click().run()
     assert not app.exception, app.exception
-    assert any("Imported a FM" in s.value for s in app.success)
+    assert any("Imported an FM" in s.value for s in app.success)
     saved = [p for p in (tmp_path / "models").iterdir() if p.name.startswith("synthetic-torchfm-import")]
     assert len(saved) == 1
     np.testing.assert_allclose(predict(load_model(saved[0]).model, default.splits["test"].x),

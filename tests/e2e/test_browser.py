@@ -130,7 +130,7 @@ def test_a_bad_upload_gets_a_readable_message_and_the_app_keeps_working(server, 
     settle(page)
     page.get_by_text("your CSV file").click()
     settle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(ROOT / "tests/data/bad" / name))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(ROOT / "tests/data/bad" / name))
     settle(page)
     alerts = page.locator('[data-testid="stAlertContentError"]')
     alerts.first.wait_for(timeout=60_000)
@@ -152,7 +152,30 @@ def test_a_good_upload_offers_its_columns(server, page, tmp_path):
     settle(page)
     page.get_by_text("your CSV file").click()
     settle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
     settle(page)
     assert_no_error(page, "good upload")
     assert page.get_by_text("Target column").count() > 0
+
+
+def test_importing_a_pytorch_fm_model_from_the_train_page(server, page, shots, tmp_path):
+    pytest.importorskip("torchfm", reason="pytorch-fm is in requirements-bench.txt")
+    import torch
+    from torchfm.model.afm import AttentionalFactorizationMachineModel
+
+    from afm.data import make_synthetic
+    from afm.importers import field_vocabularies
+
+    sizes = [len(v) for v in field_vocabularies(make_synthetic())]
+    torch.manual_seed(0)
+    torch.save(AttentionalFactorizationMachineModel(sizes, 8, 4, (0.0, 0.0)).state_dict(), tmp_path / "afm.pt")
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(tmp_path / "afm.pt"))
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported an AFM").wait_for(timeout=120_000)
+    settle(page)
+    assert_no_error(page, "import")
+    assert page.get_by_text("dropped afm.projection.bias").count() > 0
+    page.screenshot(path=str(shots / "import-finished.png"), full_page=True)
