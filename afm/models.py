@@ -213,6 +213,23 @@ class AFM(_PairwiseModel):
             self.attention_b = nn.Parameter(torch.randn(t) * glorot)
             self.attention_h = nn.Parameter(torch.randn(t))
 
+    # Training computes each distinct feature pair of a batch once where that pays: sorting the batch's
+    # pair keys costs about as much per cell as SHARE_COST multiply-adds, and sharing saves k * (t + 1) of them
+    # for every repeated cell. `choose_pair_sharing` decides once per run, from the first batch, so a run's
+    # arithmetic (and its bits) never depend on timing. The two paths give the same values.
+    SHARE_COST = 400
+    share_pairs = True
+
+    @torch.no_grad()
+    def choose_pair_sharing(self, x: torch.Tensor) -> bool:
+        """Share pairs when the repeated cells of this batch save more work than finding them costs."""
+        config = self.config
+        first, _, inverse = self.distinct_pairs(x)
+        repeated = 1.0 - first.numel() / max(inverse.numel(), 1)
+        per_cell = config.embed_dim * ((config.attention_factor if config.attention else 0) + 1)
+        self.share_pairs = repeated * per_cell > self.SHARE_COST
+        return self.share_pairs
+
     def pair_scores(self, products: torch.Tensor) -> torch.Tensor | None:
         """h^T ReLU(W (v_i*v_j) + b) for each pair product: (..., k) -> (...)."""
         if not self.config.attention:
@@ -233,12 +250,18 @@ class AFM(_PairwiseModel):
         return self.attention_W.square().sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, second, inverse = self.distinct_pairs(x)
-        products = self.pair_products(first, second)  # (U, k), each distinct pair once
-        scores = self.pair_scores(products)
-        attention = self.pair_weights(None if scores is None else scores[inverse], inverse.shape)  # (B, P)
+        if self.share_pairs:
+            first, second, inverse = self.distinct_pairs(x)
+            products = self.pair_products(first, second)  # (U, k), each distinct pair once
+            scores = self.pair_scores(products)
+            attention = self.pair_weights(None if scores is None else scores[inverse], inverse.shape)  # (B, P)
+            per_row = products.index_select(0, inverse.flatten()).view(*inverse.shape, -1)  # (B, P, k)
+        else:  # every (row, pair) cell, from each row's m embeddings (see share_pairs)
+            v = gather_rows(self.embedding, x)  # (B, m, k): the table's gradient gathers B * m rows, not B * P
+            per_row = v.index_select(1, self.pair_rows) * v.index_select(1, self.pair_cols)  # (B, P, k)
+            scores = self.pair_scores(per_row)
+            attention = self.pair_weights(scores, per_row.shape[:2])
         attention = self.attention_dropout(attention)
-        per_row = products.index_select(0, inverse.flatten()).view(*inverse.shape, -1)  # (B, P, k)
         pooled = torch.bmm(attention.unsqueeze(1), per_row).squeeze(1)  # (B, k)
         pooled = self.pooled_dropout(pooled)
         return self.bias + self.first_order(x).sum(1) + pooled @ self.p

@@ -163,6 +163,8 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     if logistic:
         y = (y > 0).float()  # -1/+1 labels as click / no click
     optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
+    if hasattr(model, "choose_pair_sharing"):  # AFM: decided once, from the first rows, so runs repeat exactly
+        model.choose_pair_sharing(x[:config.batch_size])
     step_model = distributed.wrap(model, device)
 
     started = time.perf_counter()

@@ -126,3 +126,31 @@ def test_afm_from_fm_with_p_at_pairs_starts_as_exactly_that_fm():
     authors = make("afm")
     authors.load_fm_embeddings(fm)
     assert torch.equal(authors.p, torch.ones(8))
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_sharing_distinct_pairs_or_not_gives_the_same_values_and_gradients(attention):
+    torch.manual_seed(0)
+    model = AFM(ModelConfig("afm", 40, 6, embed_dim=8, attention_factor=4, attention=attention))
+    with torch.no_grad():
+        model.embedding.weight.normal_(0, 0.5)
+    rows = torch.randint(0, 4, (64, 6)) + torch.arange(6) * 6  # few values per field: pairs repeat
+    results = {}
+    for share in (True, False):
+        model.share_pairs = share
+        model.zero_grad()
+        out = model(rows)
+        out.square().sum().backward()
+        results[share] = (out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(results[True][1], results[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_pair_sharing_is_chosen_from_the_work_it_saves():
+    config = ModelConfig("afm", 4000, 6, embed_dim=64, attention_factor=64)
+    model = AFM(config)
+    repeated = torch.zeros(512, 6, dtype=torch.long) + torch.arange(6) * 10  # one pair per column
+    assert model.choose_pair_sharing(repeated) and model.share_pairs
+    distinct = torch.arange(512 * 6).reshape(512, 6)  # every cell its own pair
+    assert not model.choose_pair_sharing(distinct) and not model.share_pairs

@@ -197,6 +197,8 @@ class _Trainer:
         self.targets = torch.as_tensor(np.where(np.arange(len(rows)) % 3 == 0, 1.0, -1.0), dtype=torch.float32,
                                        device=self.device)
         self.batch_size = case.batch_size
+        if hasattr(self.model, "choose_pair_sharing"):  # ours, as `train` sets it up
+            self.model.choose_pair_sharing(self.to_input(self.rows[:case.batch_size]))
         self.generator = torch.Generator().manual_seed(0)
         self.steps_per_window = 1
 
