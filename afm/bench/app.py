@@ -86,6 +86,10 @@ def app_timings(rounds: int = 5) -> dict[str, float]:
             browser.close()
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
     timings.update({f"switch to {title}": statistics.median(times) for title, times in switches.items()})
     return timings
