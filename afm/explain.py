@@ -19,7 +19,6 @@ import torch
 from afm.data.dataset import Dataset
 from afm.errors import AFMError
 from afm.metrics import sigmoid
-from afm.threads import step_work, threads, threads_for
 
 PART_KEYS = ("bias", "first_order", "attention", "interaction", "contribution", "prediction")
 
@@ -40,9 +39,7 @@ def batch_parts(model, x: np.ndarray, batch_size: int = 32768) -> dict[str, np.n
     device = next(model.parameters()).device
     chunks: dict[str, list] = {key: [] for key in PART_KEYS}
     for start in range(0, len(x), batch_size):
-        rows = x[start:start + batch_size]
-        with threads(threads_for(step_work(model.config, len(rows)))):  # one instance: one thread (afm.threads)
-            parts = model.parts(torch.as_tensor(rows, device=device))
+        parts = model.parts(torch.as_tensor(x[start:start + batch_size], device=device))
         for key in PART_KEYS:
             chunks[key].append(getattr(parts, key).detach().float().cpu().numpy())
     return {key: np.concatenate(values) for key, values in chunks.items()}
