@@ -104,6 +104,10 @@ def test_every_page_opens_without_error(server, page, shots, path, title):
     page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
     if path in ("", "Instance_explorer", "FM_vs_AFM", "Planted_interactions", "Which_interactions_matter"):
         assert page.locator(".js-plotly-plot, [data-testid='stLatex'], .katex").count() > 0
+    if path == "Planted_interactions":  # its background training finishes and is explained on the page
+        page.get_by_text("Planted pairs in AFM").first.wait_for(timeout=180_000)
+        settle(page)
+        assert_no_error(page, "planted, trained")
 
 
 def test_training_from_the_train_page(server, page, shots):
