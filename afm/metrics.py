@@ -81,14 +81,12 @@ def weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 def score_metrics(score: np.ndarray, label: np.ndarray, label_range: tuple[float, float], loss: str = "squared",
-                  binary: bool | None = None) -> dict:
+                  binary: bool = False) -> dict:
     """Every metric of a model's scores on labelled rows: rmse, mae and n always (predictions in label
-    units, clipped); auc for binary labels; logloss for a logistic model."""
+    units, clipped); auc for binary labels (the dataset's task says which); logloss for a logistic model."""
     score = np.asarray(score, dtype=np.float64)
     label = np.asarray(label, dtype=np.float64)
     out = rmse_mae(in_label_units(score, label_range, loss), label, label_range)
-    if binary is None:
-        binary = len(np.unique(label)) <= 2 and tuple(label_range) == (-1.0, 1.0)
     if binary:
         positive = label > 0
         out["auc"] = weighted_auc(score, positive)
