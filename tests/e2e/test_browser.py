@@ -36,9 +36,12 @@ def free_port() -> int:
 def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "AFM_MODELS_DIR": str(tmp_path_factory.mktemp("models"))}
+    # The server's log goes to a file: a pipe nobody reads fills at 64 KB and then blocks the server mid-walk.
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = open(log_path, "wb")
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                 "--server.address", "127.0.0.1", "--server.port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -49,7 +52,7 @@ def server(tmp_path_factory):
             pass
         if time.time() > deadline or process.poll() is not None:
             process.kill()
-            pytest.fail(f"streamlit did not become healthy: {process.stdout.read().decode()[-2000:]}")
+            pytest.fail(f"streamlit did not become healthy: {log_path.read_text(errors='replace')[-2000:]}")
         time.sleep(0.5)
     yield url
     process.terminate()
@@ -58,6 +61,7 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:  # a busy machine: a run still in flight delays the shutdown
         process.kill()
         process.wait(10)
+    log.close()
 
 
 @pytest.fixture(scope="module")
