@@ -28,7 +28,7 @@ from torch import nn
 
 from afm import settings
 from afm.errors import AFMError
-from afm.ops import gather_rows, pair_products, pairwise_sum
+from afm.ops import field_pairs, gather_rows, pair_products, pairwise_sum
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class AFM(_PairwiseModel):
             per_row = products.index_select(0, inverse.flatten()).view(*inverse.shape, -1)  # (B, P, k)
         else:  # every (row, pair) cell, from each row's m embeddings (see share_pairs)
             v = gather_rows(self.embedding, x)  # (B, m, k): the table's gradient gathers B * m rows, not B * P
-            per_row = v.index_select(1, self.pair_rows) * v.index_select(1, self.pair_cols)  # (B, P, k)
+            per_row = field_pairs(v, self.pair_rows, self.pair_cols)  # (B, P, k)
             scores = self.pair_scores(per_row)
             attention = self.pair_weights(scores, per_row.shape[:2])
         attention = self.attention_dropout(attention)

@@ -7,9 +7,9 @@ the model's output is a logit, the loss the mean binary cross-entropy plus the s
 epoch is the one with the lowest validation RMSE (squared) or logloss (logistic).
 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
-sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`): Adagrad leaves rows with a zero
-gradient unchanged, so the result is the same and large tables train faster; elsewhere the fused dense
-optimizer is faster (README, Performance).
+sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`), and `afm.optim.RowAdagrad`
+updates only those rows: Adagrad leaves rows with a zero gradient unchanged, so the result is the same and
+large tables train faster; elsewhere the fused dense step is faster (README, Performance).
 
 A loss that becomes NaN or infinite ends training with stop_reason "diverged" and a message in the result;
 the model holds its best epoch, as after any other stop.
@@ -30,6 +30,7 @@ from afm import distributed, settings
 from afm.data.dataset import Dataset
 from afm.errors import AFMError
 from afm.metrics import score_metrics, selection_metric
+from afm.optim import RowAdagrad
 from afm.threads import step_work, threads, threads_for
 
 
@@ -229,7 +230,7 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     finally:
         if bar is not None:
             bar.close()
-        _set_sparse_gradients(model, False)
+        use_sparse_gradients(model, False)
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(history=history, best_epoch=best_epoch, best_validation=best_value,
@@ -238,26 +239,30 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                        seconds=time.perf_counter() - started, device=str(device), message=diverged_message or "")
 
 
-# Sparse embedding gradients pay for sorting a batch's ids, dense ones for a pass over the whole table;
-# on 2 CPU cores sparse won where a table has over 10 rows per id in a batch (README, Performance).
-SPARSE_ROWS_PER_ID = 10
+# Row updates pay for sorting a batch's ids, dense ones for passes over the whole table. One thread,
+# alternated windows, FM at k = 256 (table rows per batch id): Frappe batch 1024 (0.5) and 512 (1.05) dense
+# 1.19x and 1.12x faster; batch 256 (2.1) and 128 (4.2) row updates 1.14x and 1.39x faster; ml-tag batch
+# 4096 (7.4) rows 1.06x (README, Performance).
+SPARSE_ROWS_PER_ID = 1.5
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, num_fields: int, num_features: int):
     """The optimizer over the trainable parameters. With Adagrad (and one process: DDP reduces dense
-    gradients), embedding gradients are sparse where a batch touches few of a table's rows. Dense
-    gradients use PyTorch's fused optimizers (one kernel for all parameters, CPU or CUDA)."""
+    gradients), embedding gradients are sparse where a batch touches few of a table's rows, and only those
+    rows are updated (RowAdagrad). Dense gradients use PyTorch's fused optimizers (one kernel for all
+    parameters, CPU or CUDA)."""
     params = [p for p in model.parameters() if p.requires_grad]
     on_fused_device = bool(params) and params[0].device.type in ("cpu", "cuda")
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, fused=on_fused_device or None)
     sparse = (distributed.world()[1] == 1
               and config.batch_size * num_fields * SPARSE_ROWS_PER_ID < num_features)
-    _set_sparse_gradients(model, sparse)
-    return torch.optim.Adagrad(params, lr=config.lr, fused=(on_fused_device and not sparse) or None)
+    use_sparse_gradients(model, sparse)
+    return RowAdagrad(params, lr=config.lr, fused=on_fused_device or None)
 
 
-def _set_sparse_gradients(model: torch.nn.Module, sparse: bool) -> None:
+def use_sparse_gradients(model: torch.nn.Module, sparse: bool) -> None:
+    """Every nn.Embedding of the model gives sparse (True) or dense gradients."""
     if sparse:
         torch.sparse.check_sparse_tensor_invariants.disable()  # Adagrad builds them; opting out silences a warning
     for module in model.modules():

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from afm.ops import gather_rows, pair_products, pairwise_sum
+from afm.ops import field_pairs, gather_rows, pair_products, pairwise_sum
 
 
 def explicit_pairwise_sum(v):
@@ -65,3 +65,15 @@ def test_pair_products_pass_gradcheck():
     first, second = torch.tensor([0, 2, 2, 5, 8]), torch.tensor([1, 2, 7, 5, 0])
     as_embedding = lambda weight: SimpleNamespace(weight=weight, sparse=False)  # what pair_products reads
     assert torch.autograd.gradcheck(lambda weight: pair_products(as_embedding(weight), first, second), (table,))
+
+
+def test_field_pairs_match_the_plain_cells_in_value_and_gradient():
+    torch.manual_seed(0)
+    rows, cols = torch.triu_indices(5, 5, offset=1)
+    v = torch.randn(7, 5, 4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(field_pairs(v, rows, cols), v[:, rows] * v[:, cols])
+    assert torch.autograd.gradcheck(lambda x: field_pairs(x, rows, cols), (v,))
+    weights = torch.randn(7, len(rows), 4, dtype=torch.float64)
+    ours = torch.autograd.grad((field_pairs(v, rows, cols) * weights).sum(), v)[0]
+    plain = torch.autograd.grad((v[:, rows] * v[:, cols] * weights).sum(), v)[0]
+    torch.testing.assert_close(ours, plain)

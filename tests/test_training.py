@@ -99,7 +99,7 @@ def test_bad_settings_are_refused(synthetic):
 
 
 
-def test_sparse_adagrad_matches_dense_where_a_batch_touches_few_rows():
+def test_row_adagrad_on_sparse_gradients_matches_dense_adagrad_where_a_batch_touches_few_rows():
     # MovieLens-like: a batch of 64 rows x 3 fields touches far fewer than the 3000 rows of the tables.
     from afm.models import AFM, ModelConfig
     from afm.training import build_optimizer
@@ -130,17 +130,22 @@ def test_sparse_adagrad_matches_dense_where_a_batch_touches_few_rows():
     assert (dense_model.embedding.weight - start).abs().max() > 0.05  # far larger moves than that tolerance
 
 
-def test_frappe_shaped_adagrad_is_dense_and_fused_and_movielens_shaped_is_sparse():
+def test_adagrad_is_dense_where_a_batch_touches_most_rows_and_updates_rows_where_it_touches_few():
     from afm.models import FM, ModelConfig
     from afm.training import build_optimizer
 
     frappe = FM(ModelConfig("fm", num_features=5382, num_fields=10, embed_dim=4))
-    optimizer = build_optimizer(frappe, TrainConfig(batch_size=128), 10, 5382)
-    assert not frappe.embedding.sparse and optimizer.defaults["fused"]
+    build_optimizer(frappe, TrainConfig(batch_size=1024), 10, 5382)
+    assert not frappe.embedding.sparse
     movielens = FM(ModelConfig("fm", num_features=90445, num_fields=3, embed_dim=4))
     optimizer = build_optimizer(movielens, TrainConfig(batch_size=1024), 3, 90445)
-    assert movielens.embedding.sparse and not optimizer.defaults["fused"]
+    assert movielens.embedding.sparse and optimizer.defaults["fused"]  # the dense rest stays fused
     x = torch.randint(0, 90445, (1024, 3))
     movielens(x).sum().backward()
-    optimizer.step()  # the fused kernel would refuse a sparse gradient
+    before = movielens.embedding.weight.detach().clone()
+    optimizer.step()  # PyTorch's fused kernel would refuse a sparse gradient; RowAdagrad takes it
     assert movielens.embedding.weight.grad.is_sparse
+    moved = (movielens.embedding.weight != before).any(1)
+    touched = torch.zeros(90445, dtype=torch.bool)
+    touched[x.flatten()] = True
+    assert torch.equal(moved, touched)  # exactly the batch's rows changed

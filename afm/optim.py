@@ -1,0 +1,49 @@
+"""Adagrad that updates only the embedding rows a batch touched.
+
+PyTorch's Adagrad takes an embedding table's gradient either dense (a zero-filled table-sized tensor, then
+a pass over every row, though Adagrad leaves rows with a zero gradient unchanged) or as a sparse tensor,
+which it coalesces, squares and masks through several sparse-tensor steps. At ml-tag's shape (90,445 rows
+of 256, batch 4096, 3 fields) those table-sized passes were about 40% of a training step for every library.
+`RowAdagrad` reads a sparse gradient's (ids, rows) directly: it sums the rows of repeated ids, then updates
+the touched rows of the accumulator and the table, and nothing else. Dense gradients (the attention network,
+p, the bias) go through PyTorch's own Adagrad step, fused where the device has it.
+
+The arithmetic is torch.optim.Adagrad's (lr_decay and weight_decay 0, accumulator from 0):
+    sum += g^2;  param -= lr * g / (sqrt(sum) + eps)
+and `tests/test_training.py` checks it against PyTorch's dense Adagrad on the same batches.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class RowAdagrad(torch.optim.Adagrad):
+    """torch.optim.Adagrad, except that a parameter with a sparse gradient updates only its touched rows."""
+
+    def __init__(self, params, lr: float = 1e-2, eps: float = 1e-10, fused: bool | None = None):
+        super().__init__(params, lr=lr, eps=eps, fused=fused)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        done = []
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None and param.grad.is_sparse:
+                    self._update_rows(param, param.grad, group["lr"], group["eps"])
+                    done.append((param, param.grad))
+                    param.grad = None  # hidden from PyTorch's step below, which takes the dense ones
+        loss = super().step(closure)
+        for param, grad in done:
+            param.grad = grad
+        return loss
+
+    def _update_rows(self, param: torch.Tensor, grad: torch.Tensor, lr: float, eps: float) -> None:
+        state = self.state[param]
+        state["step"] += 1
+        ids, rows = grad._indices()[0], grad._values()  # uncoalesced: an id may repeat
+        touched, position = torch.unique(ids, return_inverse=True)
+        summed = rows.new_zeros(len(touched), rows.shape[1]).index_add_(0, position, rows)
+        accumulated = state["sum"].index_select(0, touched).addcmul_(summed, summed)
+        state["sum"].index_copy_(0, touched, accumulated)
+        updated = param.index_select(0, touched).addcdiv_(summed, accumulated.sqrt_().add_(eps), value=-lr)
+        param.index_copy_(0, touched, updated)
