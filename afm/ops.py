@@ -18,13 +18,20 @@ import torch
 
 
 def _table_gradient(shape: torch.Size, sparse: bool, *ids_and_rows: tuple[torch.Tensor, torch.Tensor]):
-    """A table's gradient from (ids, rows) parts: rows added at their ids. Sparse: uncoalesced rows, as
-    nn.Embedding(sparse=True) gives them (valid ids: the forward indexed them). Dense: one `index_add_`
-    per part into zeros, with no concatenation of the parts."""
-    if sparse:
-        ids, rows = zip(*ids_and_rows)
-        ids, rows = (torch.cat(ids), torch.cat(rows)) if len(ids_and_rows) > 1 else (ids[0], rows[0])
+    """A table's gradient from (ids, rows) parts: rows added at their ids. Sparse, one part: uncoalesced
+    rows, as nn.Embedding(sparse=True) gives them (valid ids: the forward indexed them). Sparse, several
+    parts: each part added into one row per distinct id (coalesced), so the parts' rows, which can be many
+    (two per distinct feature pair), are never concatenated. Dense: one `index_add_` per part into zeros."""
+    if sparse and len(ids_and_rows) == 1:
+        ids, rows = ids_and_rows[0]
         return torch.sparse_coo_tensor(ids.unsqueeze(0), rows, shape, check_invariants=False)
+    if sparse:
+        touched, position = torch.unique(torch.cat([ids for ids, _ in ids_and_rows]), return_inverse=True)
+        summed = ids_and_rows[0][1].new_zeros(len(touched), shape[1])
+        for part in zip(position.split([len(ids) for ids, _ in ids_and_rows]), (rows for _, rows in ids_and_rows)):
+            summed.index_add_(0, *part)
+        return torch.sparse_coo_tensor(touched.unsqueeze(0), summed, shape, is_coalesced=True,
+                                       check_invariants=False)
     grad = ids_and_rows[0][1].new_zeros(shape)
     for ids, rows in ids_and_rows:
         grad.index_add_(0, ids, rows)

@@ -40,9 +40,12 @@ class RowAdagrad(torch.optim.Adagrad):
     def _update_rows(self, param: torch.Tensor, grad: torch.Tensor, lr: float, eps: float) -> None:
         state = self.state[param]
         state["step"] += 1
-        ids, rows = grad._indices()[0], grad._values()  # uncoalesced: an id may repeat
-        touched, position = torch.unique(ids, return_inverse=True)
-        summed = rows.new_zeros(len(touched), rows.shape[1]).index_add_(0, position, rows)
+        if grad.is_coalesced():  # one row per id already
+            touched, summed = grad._indices()[0], grad._values()
+        else:  # an id may repeat: sum its rows first
+            ids, rows = grad._indices()[0], grad._values()
+            touched, position = torch.unique(ids, return_inverse=True)
+            summed = rows.new_zeros(len(touched), rows.shape[1]).index_add_(0, position, rows)
         accumulated = state["sum"].index_select(0, touched).addcmul_(summed, summed)
         state["sum"].index_copy_(0, touched, accumulated)
         updated = param.index_select(0, touched).addcdiv_(summed, accumulated.sqrt_().add_(eps), value=-lr)

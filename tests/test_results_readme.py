@@ -9,3 +9,5 @@ def test_the_readme_tables_are_what_the_results_files_give():
     for stem, text in blocks.items():
         assert stem in generated, f"README block {stem}: no results file results/{stem}.json"
         assert text == generated[stem].strip(), f"README block {stem} differs: run python -m afm results --update-readme"
+    missing = sorted(set(generated) - set(blocks))
+    assert not missing, f"results files the README does not show: {missing} (add <!-- results:STEM --> blocks)"

@@ -198,7 +198,61 @@ def _verdict_markdown(results: dict) -> str:
     return verdict_markdown(results)
 
 
-MARKDOWN = {"interactions": interactions_markdown, "verdict": _verdict_markdown}
+def reproduce_markdown(results: dict) -> str:
+    """A reproduce results file as the README shows it: the code and settings that made it, FM and AFM on
+    test with the paired bootstrap interval, the paper's figures, and the studies where it has them."""
+    models, rmse = results["models"], next(c for c in results["comparison"] if c["metric"] == "rmse")
+    rows = [{"model": kind.upper(), "test RMSE": models[kind]["metrics"]["test"]["rmse"],
+             "best epoch / epochs run": f"{models[kind]['best_epoch']} / {models[kind]['epochs_run']}",
+             "seconds": f"{models[kind].get('seconds', float('nan')):.0f}"} for kind in ("fm", "afm")]
+    note = settings_note(results).rstrip(".")
+    parts = [f"{'Quick run (--quick). ' if results.get('quick') else ''}{note}. Made by {provenance_line(results)}.", "", _markdown(pd.DataFrame(rows), 4), "",
+             f"AFM vs FM: {rmse['relative']:+.1%} test RMSE, 95% CI of the difference "
+             f"[{rmse['ci_low']:+.4f}, {rmse['ci_high']:+.4f}] (paired bootstrap over test instances)."]
+    if results["data"]["name"] in TEST_RMSE:
+        parts[-1] += " The paper's test RMSE on its data: " + ", ".join(
+            f"{name} {value}" for name, value in results["paper_test_rmse"].items()) + "."
+    sweeps = sweep_table(results)
+    if not sweeps.empty:
+        sweeps = sweeps.rename(columns={"validation_rmse": "validation RMSE", "best_epoch": "best epoch"})
+        sweeps["value"] = sweeps["value"].map(lambda v: f"{v:g}")
+        parts += ["", "Studies (validation RMSE; every AFM from the same FM):", "",
+                  _markdown(sweeps[["parameter", "value", "validation RMSE", "best epoch"]], 4)]
+        fm_plus = results["studies"].get("fm_plus_attention", {}).get("validation_rmse")
+        if fm_plus:
+            parts += ["", "FM+A (FM frozen, attention and p trained): validation RMSE "
+                      + ", ".join(f"{name} {value:.4f}" for name, value in fm_plus.items()) + "."]
+    if "case_study" in results:
+        parts += ["", "Case study (test split):", "", _markdown(case_study_table(results), 3)]
+    return "\n".join(parts)
+
+
+def ablation_markdown(results: dict) -> str:
+    """An ablation results file as the README shows it: test RMSE against FM with the paired interval, the
+    attention's spread, and how two about equally accurate models rank the pairs."""
+    table = ablation_table(results)
+    rows = []
+    for r in table.to_dict("records"):
+        versus = "" if r["model"] == "FM" else (f"{r['relative_vs_fm']:+.1%} [{r['ci_low']:+.4f}, "
+                                                 f"{r['ci_high']:+.4f}]")
+        def number(key, spec):  # FM has no attention: blank
+            value = r.get(key)
+            return "" if value is None or value != value else format(value, spec)
+        rows.append({"model": r["model"], "test RMSE": f"{r['test_rmse']:.4f}", "vs FM (95% CI)": versus,
+                     "entropy / log P": number("relative_entropy", ".3f"), "max/min": number("max_min_ratio", ".3g"),
+                     "CV": number("cv", ".3f")})
+    parts = [f"{'Quick run (--quick). ' if results.get('quick') else ''}Made by {provenance_line(results)}.", "",
+             _markdown(pd.DataFrame(rows))]
+    stability = stability_table(results)
+    if not stability.empty:
+        stability = stability.rename(columns={"by_attention": "Spearman by attention",
+                                              "by_contribution": "Spearman by contribution"})
+        parts += ["", "How two models rank the field pairs:", "", _markdown(stability, 2)]
+    return "\n".join(parts)
+
+
+MARKDOWN = {"interactions": interactions_markdown, "verdict": _verdict_markdown, "reproduce": reproduce_markdown,
+            "ablation": ablation_markdown}
 
 
 def results_markdown(directory: Path = RESULTS_DIR) -> dict[str, str]:
