@@ -6,7 +6,7 @@ from afm import charts
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
 from afm.experiments.results import (ablation_table, case_study_table, committed_results, provenance_line,
                                      results_table, settings_note, settings_table, stability_table, sweep_table)
-from afm.experiments.verdict import verdict_sentence, verdict_tables
+from afm.experiments.verdict import reference_table, verdict_sentence, verdict_tables
 from afm.metrics import METRIC_LABELS
 from ui import friendly_errors, selected_pair, show_chart, show_table
 
@@ -91,8 +91,10 @@ if results is not None:
     show_table(tables["comparisons"], f"verdict_comparisons_{name}")
     if not tables.get("reference", pd.DataFrame()).empty:
         st.caption("Beside the BARS open benchmark (FuxiCTR, Frappe_x1, embedding size 10, logistic loss): the same "
-                   "validation and test sizes; their train split is the original, ours is reconstructed.")
-        show_table(tables["reference"], f"verdict_reference_{name}")
+                   "validation and test sizes; their train split is the original, ours is reconstructed. Every "
+                   "committed logistic verdict on this data is a pair of columns (embedding size k).")
+        others = [r for r in committed_results().values() if r.get("kind") == "verdict"]
+        show_table(reference_table(results, others), f"verdict_reference_{name}")
     with st.popover("Every searched configuration (validation only)"):
         show_table(tables["search"], f"verdict_search_{name}")
 

@@ -10,7 +10,7 @@ from afm.compare import bootstrap_comparison, errors_by_segment, paired_errors
 from afm.data import load_dataset, make_synthetic
 from afm.errors import AFMError
 from afm.explain import decompose
-from afm.experiments.verdict import verdict, verdict_sentence, verdict_tables
+from afm.experiments.verdict import reference_table, verdict, verdict_sentence, verdict_tables
 from afm.metrics import in_label_units, instance_logloss, score_metrics, sigmoid, weighted_auc
 from afm.training import evaluate, predict
 from afm.workflows import fit, run_settings, save_trained
@@ -147,3 +147,11 @@ def test_a_logistic_verdict_selects_by_logloss_and_reports_auc(small, tmp_path):
     summary = {row["model"]: row for row in results["summary"]}
     assert reference.loc["AFM", "bars_test_auc"] == 0.9697
     assert reference.loc["AFM", "ours_test_auc (k=16)"] == summary["AFM"]["auc_mean"]
+    # another logistic verdict on the same data at another k adds its own columns; other data or losses do not
+    at_k256 = {**frappe_like, "budget": {side: {**b, "embed_dim": 256} for side, b in results["budget"].items()},
+               "summary": [{**row, "auc_mean": row["auc_mean"] - 0.01} for row in results["summary"]]}
+    other_data = {**results, "budget": at_k256["budget"]}
+    merged = reference_table(frappe_like, [at_k256, other_data]).set_index("method")
+    assert list(merged.columns[-4:]) == ["ours_test_auc (k=16)", "ours_test_logloss (k=16)",
+                                         "ours_test_auc (k=256)", "ours_test_logloss (k=256)"]
+    assert merged.loc["AFM", "ours_test_auc (k=256)"] == summary["AFM"]["auc_mean"] - 0.01

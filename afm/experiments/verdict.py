@@ -292,16 +292,21 @@ def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def reference_table(results: dict) -> pd.DataFrame:
+def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
     """Our FM and AFM (mean over seeds) beside the BARS leaderboard's figures for the same data (FuxiCTR,
-    embedding size 10; their train split is the original Frappe's, ours is reconstructed)."""
+    embedding size 10; their train split is the original Frappe's, ours is reconstructed). `others`: more
+    verdict files; those with logistic loss on the same data add their own columns (another embedding size
+    beside this one), so the leaderboard, k = 10 and k = 256 read in one table."""
     bars = bars_table(results["data"]["name"])
     if bars.empty:
         return bars
-    ours = {row["model"]: row for row in results["summary"]}
-    k = results["budget"]["fm"]["embed_dim"]
-    bars[f"ours_test_auc (k={k})"] = bars.method.map(lambda m: ours[m]["auc_mean"])
-    bars[f"ours_test_logloss (k={k})"] = bars.method.map(lambda m: ours[m]["mean"])
+    for verdict_results in [results, *others]:
+        if verdict_results["data"]["name"] != results["data"]["name"] or _headline(verdict_results)[0] != "logloss":
+            continue
+        ours = {row["model"]: row for row in verdict_results["summary"]}
+        k = verdict_results["budget"]["fm"]["embed_dim"]
+        bars[f"ours_test_auc (k={k})"] = bars.method.map(lambda m: ours[m]["auc_mean"])
+        bars[f"ours_test_logloss (k={k})"] = bars.method.map(lambda m: ours[m]["mean"])
     return bars
 
 
