@@ -29,8 +29,9 @@ def sweep(dataset: Dataset, parameter: str, values, overrides: dict, fm_dir: Pat
 
 
 def fm_plus_attention(dataset: Dataset, fm_dir: Path, overrides: dict) -> Trained:
-    """FM+A: FM's embeddings and biases frozen, only the attention network (and p) trained."""
-    return fit(dataset, "afm", {**overrides, "freeze_fm": True}, pretrain_dir=fm_dir)
+    """FM+A: FM's embeddings and biases frozen, only the attention network (and p) trained, started as
+    exactly the FM (p = P, uniform attention), as the ablation and the verdict run it."""
+    return fit(dataset, "afm", {**overrides, "freeze_fm": True, "p_start": "fm"}, pretrain_dir=fm_dir)
 
 
 def run_studies(dataset: Dataset, fm, fm_dir: Path, overrides: dict, log=print) -> tuple[dict, Trained]:
