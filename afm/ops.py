@@ -18,13 +18,10 @@ import torch
 
 
 def _table_gradient(shape: torch.Size, sparse: bool, *ids_and_rows: tuple[torch.Tensor, torch.Tensor]):
-    """A table's gradient from (ids, rows) parts: rows added at their ids. Sparse, one part: uncoalesced
-    rows, as nn.Embedding(sparse=True) gives them (valid ids: the forward indexed them). Sparse, several
-    parts: each part added into one row per distinct id (coalesced), so the parts' rows, which can be many
-    (two per distinct feature pair), are never concatenated. Dense: one `index_add_` per part into zeros."""
-    if sparse and len(ids_and_rows) == 1:
-        ids, rows = ids_and_rows[0]
-        return torch.sparse_coo_tensor(ids.unsqueeze(0), rows, shape, check_invariants=False)
+    """A table's gradient from (ids, rows) parts: rows added at their ids. Sparse: one row per distinct id
+    (coalesced; valid ids: the forward indexed them), each part added into it, so the parts' rows, which can
+    be many (two per distinct feature pair), are never concatenated and the optimizer sums nothing again.
+    Dense: one `index_add_` per part into zeros."""
     if sparse:
         touched, position = torch.unique(torch.cat([ids for ids, _ in ids_and_rows]), return_inverse=True)
         summed = ids_and_rows[0][1].new_zeros(len(touched), shape[1])

@@ -4,8 +4,8 @@ PyTorch's Adagrad takes an embedding table's gradient either dense (a zero-fille
 a pass over every row, though Adagrad leaves rows with a zero gradient unchanged) or as a sparse tensor,
 which it coalesces, squares and masks through several sparse-tensor steps. At ml-tag's shape (90,445 rows
 of 256, batch 4096, 3 fields) those table-sized passes were about 40% of a training step for every library.
-`RowAdagrad` reads a sparse gradient's (ids, rows) directly: it sums the rows of repeated ids, then updates
-the touched rows of the accumulator and the table, and nothing else. Dense gradients (the attention network,
+`RowAdagrad` reads a sparse gradient's rows directly (one per id, as `afm.ops` builds them; others are
+coalesced first) and updates the touched rows of the accumulator and the table, and nothing else. Dense gradients (the attention network,
 p, the bias) go through PyTorch's own Adagrad step, fused where the device has it.
 
 The arithmetic is torch.optim.Adagrad's (lr_decay and weight_decay 0, accumulator from 0):
@@ -40,12 +40,8 @@ class RowAdagrad(torch.optim.Adagrad):
     def _update_rows(self, param: torch.Tensor, grad: torch.Tensor, lr: float, eps: float) -> None:
         state = self.state[param]
         state["step"] += 1
-        if grad.is_coalesced():  # one row per id already
-            touched, summed = grad._indices()[0], grad._values()
-        else:  # an id may repeat: sum its rows first
-            ids, rows = grad._indices()[0], grad._values()
-            touched, position = torch.unique(ids, return_inverse=True)
-            summed = rows.new_zeros(len(touched), rows.shape[1]).index_add_(0, position, rows)
+        grad = grad if grad.is_coalesced() else grad.coalesce()  # afm.ops gives one row per id already
+        touched, summed = grad._indices()[0], grad._values()
         accumulated = state["sum"].index_select(0, touched).addcmul_(summed, summed)
         state["sum"].index_copy_(0, touched, accumulated)
         updated = param.index_select(0, touched).addcdiv_(summed, accumulated.sqrt_().add_(eps), value=-lr)

@@ -27,8 +27,8 @@ def library_versions() -> dict:
 
 def git_state(root: Path = ROOT) -> dict:
     """The commit the code came from and whether its tracked files had changes, results files, shipped
-    models and the README aside (they are outputs, not code); {} outside a checkout. Read once per process: a process
-    runs the code it loaded at start, so a commit made while a long run goes on must not be credited with
+    models and the README aside (they are outputs, not code); {} outside a checkout. Read once per process:
+    a process runs the code it loaded at start, so a commit made while a long run goes on must not be credited with
     that run's numbers (the CLI and the app read it as they start)."""
     return dict(_git_state_once(Path(root)))
 
@@ -39,8 +39,8 @@ def _git_state_once(root: Path) -> dict:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
-                                ":!assets/models", ":!README.md"], cwd=root, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip() != ""
+                                ":!assets/models", ":!README.md"], cwd=root, capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"commit": commit, "dirty": dirty}

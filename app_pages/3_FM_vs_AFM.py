@@ -70,9 +70,12 @@ st.caption("Both sides searched on validation with the same budget (configuratio
            "across-seed t interval and the per-seed paired bootstrap (`python -m afm verdict --dataset ...`).")
 
 
+COMMITTED = committed_results()  # read once per run of the page
+
+
 def choose_results(kind: str, label: str, command: str):
     """One committed results file of a kind, chosen in a selectbox, with its provenance; None without any."""
-    found = {name: r for name, r in committed_results().items() if r.get("kind") == kind}
+    found = {name: r for name, r in COMMITTED.items() if r.get("kind") == kind}
     if not found:
         st.info(f"No results files of this kind yet: run `{command}`.")
         return None, None
@@ -93,8 +96,7 @@ if results is not None:
         st.caption("Beside the BARS open benchmark (FuxiCTR, Frappe_x1, embedding size 10, logistic loss): the same "
                    "validation and test sizes; their train split is the original, ours is reconstructed. Every "
                    "committed logistic verdict on this data is a pair of columns (embedding size k).")
-        others = [r for r in committed_results().values() if r.get("kind") == "verdict"]
-        show_table(reference_table(results, others), f"verdict_reference_{name}")
+        show_table(reference_table(results, list(COMMITTED.values())), f"verdict_reference_{name}")
     with st.popover("Every searched configuration (validation only)"):
         show_table(tables["search"], f"verdict_search_{name}")
 

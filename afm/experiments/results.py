@@ -206,7 +206,8 @@ def reproduce_markdown(results: dict) -> str:
              "best epoch / epochs run": f"{models[kind]['best_epoch']} / {models[kind]['epochs_run']}",
              "seconds": f"{models[kind].get('seconds', float('nan')):.0f}"} for kind in ("fm", "afm")]
     note = settings_note(results).rstrip(".")
-    parts = [f"{'Quick run (--quick). ' if results.get('quick') else ''}{note}. Made by {provenance_line(results)}.", "", _markdown(pd.DataFrame(rows), 4), "",
+    parts = [f"{'Quick run (--quick). ' if results.get('quick') else ''}{note}. Made by {provenance_line(results)}.",
+             "", _markdown(pd.DataFrame(rows), 4), "",
              f"AFM vs FM: {rmse['relative']:+.1%} test RMSE, 95% CI of the difference "
              f"[{rmse['ci_low']:+.4f}, {rmse['ci_high']:+.4f}] (paired bootstrap over test instances)."]
     if results["data"]["name"] in TEST_RMSE:
@@ -227,20 +228,20 @@ def reproduce_markdown(results: dict) -> str:
     return "\n".join(parts)
 
 
+def _number(value, spec: str) -> str:
+    """A formatted number, blank where there is none (FM has no attention spread)."""
+    return "" if value is None or value != value else format(value, spec)
+
+
 def ablation_markdown(results: dict) -> str:
     """An ablation results file as the README shows it: test RMSE against FM with the paired interval, the
     attention's spread, and how two about equally accurate models rank the pairs."""
-    table = ablation_table(results)
-    rows = []
-    for r in table.to_dict("records"):
-        versus = "" if r["model"] == "FM" else (f"{r['relative_vs_fm']:+.1%} [{r['ci_low']:+.4f}, "
-                                                 f"{r['ci_high']:+.4f}]")
-        def number(key, spec):  # FM has no attention: blank
-            value = r.get(key)
-            return "" if value is None or value != value else format(value, spec)
-        rows.append({"model": r["model"], "test RMSE": f"{r['test_rmse']:.4f}", "vs FM (95% CI)": versus,
-                     "entropy / log P": number("relative_entropy", ".3f"), "max/min": number("max_min_ratio", ".3g"),
-                     "CV": number("cv", ".3f")})
+    rows = [{"model": r["model"], "test RMSE": f"{r['test_rmse']:.4f}",
+             "vs FM (95% CI)": "" if r["model"] == "FM" else
+             f"{r['relative_vs_fm']:+.1%} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+             "entropy / log P": _number(r.get("relative_entropy"), ".3f"),
+             "max/min": _number(r.get("max_min_ratio"), ".3g"), "CV": _number(r.get("cv"), ".3f")}
+            for r in ablation_table(results).to_dict("records")]
     parts = [f"{'Quick run (--quick). ' if results.get('quick') else ''}Made by {provenance_line(results)}.", "",
              _markdown(pd.DataFrame(rows))]
     stability = stability_table(results)

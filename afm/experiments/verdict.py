@@ -295,13 +295,14 @@ def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
 def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
     """Our FM and AFM (mean over seeds) beside the BARS leaderboard's figures for the same data (FuxiCTR,
     embedding size 10; their train split is the original Frappe's, ours is reconstructed). `others`: more
-    verdict files; those with logistic loss on the same data add their own columns (another embedding size
+    results files; the logistic verdicts on the same data add their own columns (another embedding size
     beside this one), so the leaderboard, k = 10 and k = 256 read in one table."""
     bars = bars_table(results["data"]["name"])
     if bars.empty:
         return bars
     for verdict_results in [results, *others]:
-        if verdict_results["data"]["name"] != results["data"]["name"] or _headline(verdict_results)[0] != "logloss":
+        if (verdict_results.get("kind") != "verdict" or verdict_results["data"]["name"] != results["data"]["name"]
+                or _headline(verdict_results)[0] != "logloss"):
             continue
         ours = {row["model"]: row for row in verdict_results["summary"]}
         k = verdict_results["budget"]["fm"]["embed_dim"]
