@@ -1,0 +1,411 @@
+"""Fused CPU kernels for AFM's every-cell path: no (B, P, k) tensor is ever written.
+
+Where feature pairs do not repeat within a batch (wide click logs, ml-tag), AFM computes every (row, pair)
+cell. In PyTorch's eager operations each step of that (the pair products, the attention network, its
+ReLU, the pooling, and each of their gradients) is a pass over a (B, P, k) or (B, P, t) tensor in memory.
+These kernels, compiled by numba, keep a cell's product, hidden layer and gradients in cache and registers,
+and the backward pass recomputes the hidden layer instead of storing it. Two operations, autograd
+Functions:
+
+- `pair_scores(v, rows, cols, W, b, h)`: h^T ReLU(W (v_i * v_j) + b) for every cell, (B, m, k) -> (B, P);
+- `pair_pool(v, rows, cols, a)`: sum over cells of a_c (v_i * v_j), (B, m, k), (B, P) -> (B, k).
+
+Each has two layouts. Many pairs (wide data): a group of 32 rows is transposed so the rows are the vector
+axis, and blocks of those rows x a few pairs (about BLOCK_CELLS cells) go through every step in cache.
+Few pairs (ml-tag's 3): one cell at a time, vectorised along k.
+
+They give the values and gradients of the plain expressions up to float summation order
+(`tests/test_kernels.py`, against autograd). A batch is split across PyTorch's intra-op thread count (the
+kernels release the GIL); each part sums its own W, b and h gradients and the parts are added in a fixed
+order, so a run is reproducible for a given thread count, as the rest of training is. numba caches the
+compiled kernels beside this file (3 s to compile on first use, 0.3 s to load after).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import torch
+
+# reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
+_jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False)
+BLOCK_CELLS = 512  # cells a block holds: its (k, cells) products and (t, cells) hidden layer stay in cache
+
+
+GROUPED_MIN_PAIRS = 16  # fewer pairs: one cell at a time along k (the row kernels)
+
+
+def _group_shape(num_pairs: int) -> tuple[int, int] | None:
+    """(rows per group, pairs per block): a row group is the vector axis (32 floats), and a block is that
+    many rows x a few pairs, about BLOCK_CELLS cells. None: few pairs, the row kernels."""
+    if num_pairs < GROUPED_MIN_PAIRS:
+        return None
+    return 32, max(1, BLOCK_CELLS // 32)
+
+
+@_jit
+def _transpose_in(v, r0, nr, vt):
+    """vt[f, kk, r] = v[r0 + r, f, kk] for the group's nr rows."""
+    for r in range(nr):
+        for f in range(v.shape[1]):
+            for kk in range(v.shape[2]):
+                vt[f, kk, r] = v[r0 + r, f, kk]
+
+
+@_jit
+def _transpose_out(gt, r0, nr, grad_v):
+    for r in range(nr):
+        for f in range(grad_v.shape[1]):
+            for kk in range(grad_v.shape[2]):
+                grad_v[r0 + r, f, kk] = gt[f, kk, r]
+
+
+@_jit
+def _products(vt, rows, cols, c0, pc, nr, pp):
+    """pp[kk, ci * nr + r] = v_i * v_j of pair c0 + ci in row r."""
+    for ci in range(pc):
+        i, j, base = rows[c0 + ci], cols[c0 + ci], ci * nr
+        for kk in range(vt.shape[1]):
+            a, b, dst = vt[i, kk], vt[j, kk], pp[kk]
+            for r in range(nr):
+                dst[base + r] = a[r] * b[r]
+
+
+@_jit
+def _hidden(w, b, pp, n, hid):
+    """hid[:, :n] = W pp + b, as axpys over the cells, four inputs a pass."""
+    t, k = w.shape
+    k4 = k - k % 4
+    for tt in range(t):
+        row = hid[tt]
+        for q in range(n):
+            row[q] = b[tt]
+        for kk in range(0, k4, 4):
+            w0, w1, w2, w3 = w[tt, kk], w[tt, kk + 1], w[tt, kk + 2], w[tt, kk + 3]
+            s0, s1, s2, s3 = pp[kk], pp[kk + 1], pp[kk + 2], pp[kk + 3]
+            for q in range(n):
+                row[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q]
+        for kk in range(k4, k):
+            wv, src = w[tt, kk], pp[kk]
+            for q in range(n):
+                row[q] += wv * src[q]
+
+
+@_jit
+def _scores(v, rows, cols, w, b, h, out, nr, pc):
+    m, k = v.shape[1], v.shape[2]
+    num_pairs, t = rows.shape[0], w.shape[0]
+    vt = np.empty((m, k, nr), np.float32)
+    pp = np.empty((k, pc * nr), np.float32)
+    hid = np.empty((t, pc * nr), np.float32)
+    score = np.empty(pc * nr, np.float32)
+    for r0 in range(0, v.shape[0], nr):
+        g = min(nr, v.shape[0] - r0)
+        _transpose_in(v, r0, g, vt)
+        for c0 in range(0, num_pairs, pc):
+            p = min(pc, num_pairs - c0)
+            n = p * nr
+            _products(vt, rows, cols, c0, p, nr, pp)
+            _hidden(w, b, pp, n, hid)
+            score[:n] = 0
+            for tt in range(t):
+                ht, row = h[tt], hid[tt]
+                for q in range(n):
+                    score[q] += ht * max(row[q], np.float32(0))
+            for ci in range(p):
+                for r in range(g):
+                    out[r0 + r, c0 + ci] = score[ci * nr + r]
+
+
+@_jit
+def _scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_h, nr, pc):
+    m, k = v.shape[1], v.shape[2]
+    num_pairs, t = rows.shape[0], w.shape[0]
+    vt = np.empty((m, k, nr), np.float32)
+    gt = np.empty((m, k, nr), np.float32)
+    pp = np.empty((k, pc * nr), np.float32)
+    dpp = np.empty((k, pc * nr), np.float32)
+    hid = np.empty((t, pc * nr), np.float32)
+    gs = np.empty(pc * nr, np.float32)
+    for r0 in range(0, v.shape[0], nr):
+        g = min(nr, v.shape[0] - r0)
+        vt[:, :, g:] = 0  # a short last group: its padding rows have no gradient
+        _transpose_in(v, r0, g, vt)
+        gt[:] = 0
+        for c0 in range(0, num_pairs, pc):
+            p = min(pc, num_pairs - c0)
+            n = p * nr
+            gs[:n] = 0
+            for ci in range(p):
+                for r in range(g):
+                    gs[ci * nr + r] = grad[r0 + r, c0 + ci]
+            _products(vt, rows, cols, c0, p, nr, pp)
+            _hidden(w, b, pp, n, hid)
+            for tt in range(t):  # hid becomes dL/dhidden: g * h where ReLU is active
+                ht, row = h[tt], hid[tt]
+                sum_h, sum_b = np.float32(0), np.float32(0)
+                for q in range(n):
+                    x = row[q]
+                    d = gs[q] * ht if x > 0 else np.float32(0)
+                    sum_h += gs[q] * max(x, np.float32(0))
+                    sum_b += d
+                    row[q] = d
+                grad_h[tt] += sum_h
+                grad_b[tt] += sum_b
+            for kk in range(k):  # dL/dW = dhidden pp^T
+                src = pp[kk]
+                for tt in range(t):
+                    row, acc = hid[tt], np.float32(0)
+                    for q in range(n):
+                        acc += row[q] * src[q]
+                    grad_w[tt, kk] += acc
+            t4 = t - t % 4
+            for kk in range(k):  # dL/dpp = W^T dhidden
+                dst = dpp[kk]
+                dst[:n] = 0
+                for tt in range(0, t4, 4):
+                    w0, w1, w2, w3 = w[tt, kk], w[tt + 1, kk], w[tt + 2, kk], w[tt + 3, kk]
+                    s0, s1, s2, s3 = hid[tt], hid[tt + 1], hid[tt + 2], hid[tt + 3]
+                    for q in range(n):
+                        dst[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q]
+                for tt in range(t4, t):
+                    wv, src = w[tt, kk], hid[tt]
+                    for q in range(n):
+                        dst[q] += wv * src[q]
+            for ci in range(p):
+                i, j, base = rows[c0 + ci], cols[c0 + ci], ci * nr
+                for kk in range(k):
+                    d, a, bb, gi, gj = dpp[kk], vt[i, kk], vt[j, kk], gt[i, kk], gt[j, kk]
+                    for r in range(nr):
+                        gi[r] += d[base + r] * bb[r]
+                        gj[r] += d[base + r] * a[r]
+        _transpose_out(gt, r0, g, grad_v)
+
+
+@_jit
+def _pool(v, rows, cols, a, out, nr, pc):
+    m, k = v.shape[1], v.shape[2]
+    vt = np.empty((m, k, nr), np.float32)
+    pooled = np.empty((k, nr), np.float32)
+    weight = np.empty(nr, np.float32)
+    for r0 in range(0, v.shape[0], nr):
+        g = min(nr, v.shape[0] - r0)
+        _transpose_in(v, r0, g, vt)
+        pooled[:] = 0
+        weight[:] = 0
+        for c in range(rows.shape[0]):
+            for r in range(g):
+                weight[r] = a[r0 + r, c]
+            i, j = rows[c], cols[c]
+            for kk in range(k):
+                x, y, dst = vt[i, kk], vt[j, kk], pooled[kk]
+                for r in range(nr):
+                    dst[r] += weight[r] * x[r] * y[r]
+        for r in range(g):
+            for kk in range(k):
+                out[r0 + r, kk] = pooled[kk, r]
+
+
+@_jit
+def _pool_backward(v, rows, cols, a, grad, grad_v, grad_a, nr, pc):
+    m, k = v.shape[1], v.shape[2]
+    vt = np.empty((m, k, nr), np.float32)
+    gt = np.empty((m, k, nr), np.float32)
+    go = np.empty((k, nr), np.float32)
+    weight = np.empty(nr, np.float32)
+    total = np.empty(nr, np.float32)
+    for r0 in range(0, v.shape[0], nr):
+        g = min(nr, v.shape[0] - r0)
+        _transpose_in(v, r0, g, vt)
+        gt[:] = 0
+        go[:] = 0
+        weight[:] = 0
+        for r in range(g):
+            for kk in range(k):
+                go[kk, r] = grad[r0 + r, kk]
+        for c in range(rows.shape[0]):
+            for r in range(g):
+                weight[r] = a[r0 + r, c]
+            i, j = rows[c], cols[c]
+            total[:] = 0
+            for kk in range(k):
+                x, y, gk, gi, gj = vt[i, kk], vt[j, kk], go[kk], gt[i, kk], gt[j, kk]
+                for r in range(nr):
+                    total[r] += gk[r] * x[r] * y[r]
+                    gi[r] += weight[r] * gk[r] * y[r]
+                    gj[r] += weight[r] * gk[r] * x[r]
+            for r in range(g):
+                grad_a[r0 + r, c] = total[r]
+        _transpose_out(gt, r0, g, grad_v)
+
+
+# Few pairs: one cell at a time, vectorised along k.
+
+@_jit
+def _row_scores(v, rows, cols, w, b, h, out):
+    t, k = w.shape
+    product = np.empty(k, np.float32)
+    for r in range(v.shape[0]):
+        for c in range(rows.shape[0]):
+            vi, vj = v[r, rows[c]], v[r, cols[c]]
+            for kk in range(k):
+                product[kk] = vi[kk] * vj[kk]
+            score = np.float32(0)
+            for tt in range(t):
+                hidden, wt = b[tt], w[tt]
+                for kk in range(k):
+                    hidden += wt[kk] * product[kk]
+                score += h[tt] * max(hidden, np.float32(0))
+            out[r, c] = score
+
+
+@_jit
+def _row_scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_h):
+    t, k = w.shape
+    product = np.empty(k, np.float32)
+    grad_product = np.empty(k, np.float32)
+    for r in range(v.shape[0]):
+        gv = grad_v[r]
+        gv[:] = 0
+        for c in range(rows.shape[0]):
+            g = grad[r, c]
+            vi, vj = v[r, rows[c]], v[r, cols[c]]
+            for kk in range(k):
+                product[kk] = vi[kk] * vj[kk]
+                grad_product[kk] = 0
+            for tt in range(t):
+                hidden, wt = b[tt], w[tt]
+                for kk in range(k):
+                    hidden += wt[kk] * product[kk]
+                if hidden > 0:  # ReLU's gradient: only active units pass one back
+                    grad_h[tt] += g * hidden
+                    d = g * h[tt]
+                    grad_b[tt] += d
+                    gw = grad_w[tt]
+                    for kk in range(k):
+                        gw[kk] += d * product[kk]
+                    for kk in range(k):
+                        grad_product[kk] += d * wt[kk]
+            gi, gj = gv[rows[c]], gv[cols[c]]
+            for kk in range(k):
+                gi[kk] += grad_product[kk] * vj[kk]
+            for kk in range(k):
+                gj[kk] += grad_product[kk] * vi[kk]
+
+
+@_jit
+def _row_pool(v, rows, cols, a, out):
+    k = v.shape[2]
+    for r in range(v.shape[0]):
+        pooled = out[r]
+        pooled[:] = 0
+        for c in range(rows.shape[0]):
+            vi, vj, weight = v[r, rows[c]], v[r, cols[c]], a[r, c]
+            for kk in range(k):
+                pooled[kk] += weight * vi[kk] * vj[kk]
+
+
+@_jit
+def _row_pool_backward(v, rows, cols, a, grad, grad_v, grad_a):
+    k = v.shape[2]
+    for r in range(v.shape[0]):
+        g, gv = grad[r], grad_v[r]
+        gv[:] = 0
+        for c in range(rows.shape[0]):
+            vi, vj, weight = v[r, rows[c]], v[r, cols[c]], a[r, c]
+            gi, gj = gv[rows[c]], gv[cols[c]]
+            total = np.float32(0)
+            for kk in range(k):  # one output a loop: each vectorises
+                total += g[kk] * vi[kk] * vj[kk]
+            grad_a[r, c] = total
+            for kk in range(k):
+                gi[kk] += weight * g[kk] * vj[kk]
+            for kk in range(k):
+                gj[kk] += weight * g[kk] * vi[kk]
+
+
+_threads: ThreadPoolExecutor | None = None
+
+
+def _parts(batch: int, group: int) -> list[slice]:
+    """The batch split across PyTorch's intra-op thread count, in whole row groups."""
+    groups = -(-batch // group)
+    count = max(1, min(torch.get_num_threads(), groups))
+    bounds = np.minimum(np.linspace(0, groups, count + 1).astype(int) * group, batch)
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _launch(kernels: tuple, num_pairs: int, batch: int, per_part) -> None:
+    """The grouped or the row kernel of `kernels`, whichever suits num_pairs, over the batch's parts, on
+    threads when there are several; per_part(the part's rows) gives its arguments before the layout's."""
+    global _threads
+    shape = _group_shape(num_pairs)
+    kernel = kernels[1] if shape is None else kernels[0]
+    parts = _parts(batch, 16 if shape is None else shape[0])
+    calls = [(*per_part(part), *(shape or ())) for part in parts]
+    if len(calls) == 1:
+        kernel(*calls[0])
+        return
+    if _threads is None:
+        _threads = ThreadPoolExecutor(thread_name_prefix="afm-kernels")
+    for future in [_threads.submit(kernel, *args) for args in calls]:
+        future.result()
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().contiguous().numpy()
+
+
+class _PairScores(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, rows, cols, w, b, h):
+        ctx.save_for_backward(v, rows, cols, w, b, h)
+        out = v.new_empty(v.shape[0], rows.shape[0])
+        v_, shared, out_ = _np(v), [_np(x) for x in (rows, cols, w, b, h)], out.numpy()
+        _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s]))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, rows, cols, w, b, h = ctx.saved_tensors
+        grad_v, sums = torch.empty_like(v), []  # each part sums its own W, b and h gradients
+
+        def part_args(s):
+            sums.append((torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(h)))
+            return v_[s], *shared, grad_[s], grad_v_[s], *(x.numpy() for x in sums[-1])
+
+        v_, shared, grad_, grad_v_ = _np(v), [_np(x) for x in (rows, cols, w, b, h)], _np(grad), grad_v.numpy()
+        _launch((_scores_backward, _row_scores_backward), len(rows), len(v), part_args)
+        grad_w, grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))  # in part order: reproducible
+        return grad_v, None, None, grad_w, grad_b, grad_h
+
+
+class _PairPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, rows, cols, a):
+        ctx.save_for_backward(v, rows, cols, a)
+        out = v.new_empty(v.shape[0], v.shape[2])
+        v_, rows_, cols_, a_, out_ = _np(v), _np(rows), _np(cols), _np(a), out.numpy()
+        _launch((_pool, _row_pool), len(rows), len(v), lambda s: (v_[s], rows_, cols_, a_[s], out_[s]))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, rows, cols, a = ctx.saved_tensors
+        grad_v, grad_a = torch.empty_like(v), torch.empty_like(a)
+        v_, rows_, cols_, a_, grad_ = _np(v), _np(rows), _np(cols), _np(a), _np(grad)
+        grad_v_, grad_a_ = grad_v.numpy(), grad_a.numpy()
+        _launch((_pool_backward, _row_pool_backward), len(rows), len(v),
+                lambda s: (v_[s], rows_, cols_, a_[s], grad_[s], grad_v_[s], grad_a_[s]))
+        return grad_v, None, None, grad_a
+
+
+def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:
+    """h^T ReLU(W (v[:, rows] * v[:, cols]) + b): (B, m, k) -> (B, P), on the CPU in float32."""
+    return _PairScores.apply(v, rows, cols, w, b, h)
+
+
+def pair_pool(v, rows, cols, a) -> torch.Tensor:
+    """sum over pairs of a[:, c] * v[:, rows[c]] * v[:, cols[c]]: (B, m, k), (B, P) -> (B, k)."""
+    return _PairPool.apply(v, rows, cols, a)

@@ -1,0 +1,100 @@
+"""afm.kernels against autograd through the plain expressions, and the AFM that uses them against the AFM
+that does not."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from afm.kernels import pair_pool, pair_scores
+from afm.models import AFM, ModelConfig
+
+
+def plain_scores(v, rows, cols, w, b, h):
+    return F.linear(v[:, rows] * v[:, cols], w, b).relu() @ h
+
+
+def plain_pool(v, rows, cols, a):
+    return torch.einsum("bp,bpk->bk", a, v[:, rows] * v[:, cols])
+
+
+def inputs(batch, fields, k, t, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    draw = lambda *shape: torch.randn(*shape, generator=generator).requires_grad_()
+    rows, cols = torch.triu_indices(fields, fields, offset=1)
+    return draw(batch, fields, k) * 1, rows, cols, draw(t, k), draw(t), draw(t)
+
+
+def values_and_gradients(fn, tensors, upstream):
+    for x in tensors:
+        x.grad = None
+    out = fn()
+    out.backward(upstream)
+    return [out.detach()] + [x.grad.clone() for x in tensors]
+
+
+# Shapes: few pairs (row groups of many rows) and many (groups of 32 rows); batches that end in a short
+# group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
+@pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        v, rows, cols, w, b, h = inputs(batch, fields, k, t)
+        v = v.detach().requires_grad_()
+        upstream = torch.randn(batch, len(rows))
+        ours = values_and_gradients(lambda: pair_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
+        plain = values_and_gradients(lambda: plain_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
+        for a, c in zip(ours, plain):
+            torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+        a = torch.softmax(torch.randn(batch, len(rows)), 1).requires_grad_()
+        upstream = torch.randn(batch, k)
+        ours = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
+        plain = values_and_gradients(lambda: plain_pool(v, rows, cols, a), [v, a], upstream)
+        for x, y in zip(ours, plain):
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+        again = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
+        assert all(torch.equal(x, y) for x, y in zip(ours, again))  # the same bits each time
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():
+    v, rows, cols, w, b, h = inputs(40, 6, 8, 4)
+    v = v.detach().clone()
+    v[3, 2, 5] = float("nan")
+    scores = pair_scores(v, rows, cols, w.detach(), b.detach(), h.detach())
+    pooled = pair_pool(v, rows, cols, torch.full((40, len(rows)), 1 / len(rows)))
+    assert torch.isnan(pooled[3]).any() and not torch.isnan(pooled[torch.arange(40) != 3]).any()
+    touches = (rows == 2) | (cols == 2)
+    assert torch.isnan(scores[3, touches]).all() and not torch.isnan(scores[3, ~touches]).any()
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention):
+    torch.manual_seed(0)
+    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8, attention=attention))
+    with torch.no_grad():
+        model.embedding.weight.normal_(0, 0.5)
+        model.linear.weight.normal_(0, 0.1)
+    x = torch.randint(0, 25, (96, 12)) + torch.arange(12) * 25
+    model.share_pairs = False
+    assert model.fused_cells(x)
+    results = {}
+    for fused in (True, False):
+        model.fused_kernels = fused
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        results[fused] = [out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    for a, b in zip(results[True], results[False]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_kernels_run_where_they_pay():
+    wide = ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8)
+    x = torch.zeros(4, 12, dtype=torch.long)
+    assert AFM(wide).fused_cells(x) and AFM(ModelConfig("afm", 300, 3, embed_dim=16, attention_factor=8)).fused_cells(x)
+    assert not AFM(wide).fused_cells(x.to(torch.device("meta")))  # the CPU only
+    assert not AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=128)).fused_cells(x)  # a large t
+    assert AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=128, attention=False)).fused_cells(x)
