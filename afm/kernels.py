@@ -243,25 +243,40 @@ def _pool_backward(v, rows, cols, a, grad, grad_v, grad_a, nr, pc):
 # Few pairs: one cell at a time, vectorised along k.
 
 @_jit
-def _row_scores(v, rows, cols, w, b, h, out):
+def _row_scores(v, rows, cols, w, b, h, out, hidden):
+    """Scores, and each cell's hidden layer before the ReLU kept for the backward pass (few pairs: small)."""
     t, k = w.shape
+    t4 = t - t % 4
     product = np.empty(k, np.float32)
     for r in range(v.shape[0]):
         for c in range(rows.shape[0]):
-            vi, vj = v[r, rows[c]], v[r, cols[c]]
+            vi, vj, cell = v[r, rows[c]], v[r, cols[c]], hidden[r, c]
             for kk in range(k):
                 product[kk] = vi[kk] * vj[kk]
+            for tt in range(0, t4, 4):  # four dot products a pass: independent sums keep the FMA units busy
+                w0, w1, w2, w3 = w[tt], w[tt + 1], w[tt + 2], w[tt + 3]
+                a0, a1, a2, a3 = np.float32(0), np.float32(0), np.float32(0), np.float32(0)
+                for kk in range(k):
+                    x = product[kk]
+                    a0 += w0[kk] * x
+                    a1 += w1[kk] * x
+                    a2 += w2[kk] * x
+                    a3 += w3[kk] * x
+                cell[tt], cell[tt + 1], cell[tt + 2], cell[tt + 3] = a0, a1, a2, a3
+            for tt in range(t4, t):
+                wt, a0 = w[tt], np.float32(0)
+                for kk in range(k):
+                    a0 += wt[kk] * product[kk]
+                cell[tt] = a0
             score = np.float32(0)
             for tt in range(t):
-                hidden, wt = b[tt], w[tt]
-                for kk in range(k):
-                    hidden += wt[kk] * product[kk]
-                score += h[tt] * max(hidden, np.float32(0))
+                cell[tt] += b[tt]
+                score += h[tt] * max(cell[tt], np.float32(0))
             out[r, c] = score
 
 
 @_jit
-def _row_scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_h):
+def _row_scores_backward(v, rows, cols, w, hidden, h, grad, grad_v, grad_w, grad_b, grad_h):
     t, k = w.shape
     product = np.empty(k, np.float32)
     grad_product = np.empty(k, np.float32)
@@ -269,20 +284,17 @@ def _row_scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, g
         gv = grad_v[r]
         gv[:] = 0
         for c in range(rows.shape[0]):
-            g = grad[r, c]
+            g, cell = grad[r, c], hidden[r, c]
             vi, vj = v[r, rows[c]], v[r, cols[c]]
             for kk in range(k):
                 product[kk] = vi[kk] * vj[kk]
                 grad_product[kk] = 0
             for tt in range(t):
-                hidden, wt = b[tt], w[tt]
-                for kk in range(k):
-                    hidden += wt[kk] * product[kk]
-                if hidden > 0:  # ReLU's gradient: only active units pass one back
-                    grad_h[tt] += g * hidden
+                if cell[tt] > 0:  # ReLU's gradient: only active units pass one back
+                    grad_h[tt] += g * cell[tt]
                     d = g * h[tt]
                     grad_b[tt] += d
-                    gw = grad_w[tt]
+                    gw, wt = grad_w[tt], w[tt]
                     for kk in range(k):
                         gw[kk] += d * product[kk]
                     for kk in range(k):
@@ -343,7 +355,12 @@ def _launch(kernels: tuple, num_pairs: int, batch: int, per_part) -> None:
     shape = _group_shape(num_pairs)
     kernel = kernels[1] if shape is None else kernels[0]
     parts = _parts(batch, 16 if shape is None else shape[0])
-    calls = [(*per_part(part), *(shape or ())) for part in parts]
+    _on_threads(kernel, [(*per_part(part), *(shape or ())) for part in parts])
+
+
+def _on_threads(kernel, calls: list[tuple]) -> None:
+    """kernel(*args) for each call, on threads when there are several (the kernels release the GIL)."""
+    global _threads
     if len(calls) == 1:
         kernel(*calls[0])
         return
@@ -360,22 +377,30 @@ def _np(x: torch.Tensor) -> np.ndarray:
 class _PairScores(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, rows, cols, w, b, h):
-        ctx.save_for_backward(v, rows, cols, w, b, h)
         out = v.new_empty(v.shape[0], rows.shape[0])
         v_, shared, out_ = _np(v), [_np(x) for x in (rows, cols, w, b, h)], out.numpy()
-        _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s]))
+        if _group_shape(len(rows)) is None:  # few pairs: the hidden layers are small, kept for backward
+            hidden = v.new_empty(v.shape[0], rows.shape[0], w.shape[0])
+            hidden_ = hidden.numpy()
+            _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s], hidden_[s]))
+            b = hidden  # the backward pass reads the hidden layers where the grouped one recomputes them from b
+        else:
+            _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s]))
+        ctx.save_for_backward(v, rows, cols, w, b, h)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        v, rows, cols, w, b, h = ctx.saved_tensors
+        v, rows, cols, w, b_or_hidden, h = ctx.saved_tensors
         grad_v, sums = torch.empty_like(v), []  # each part sums its own W, b and h gradients
 
         def part_args(s):
-            sums.append((torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(h)))
-            return v_[s], *shared, grad_[s], grad_v_[s], *(x.numpy() for x in sums[-1])
+            sums.append((torch.zeros_like(w), w.new_zeros(w.shape[0]), torch.zeros_like(h)))
+            hidden_or_b = shared[3][s] if b_or_hidden.dim() == 3 else shared[3]
+            return v_[s], *shared[:3], hidden_or_b, shared[4], grad_[s], grad_v_[s], *(x.numpy() for x in sums[-1])
 
-        v_, shared, grad_, grad_v_ = _np(v), [_np(x) for x in (rows, cols, w, b, h)], _np(grad), grad_v.numpy()
+        v_, shared = _np(v), [_np(x) for x in (rows, cols, w, b_or_hidden, h)]
+        grad_, grad_v_ = _np(grad), grad_v.numpy()
         _launch((_scores_backward, _row_scores_backward), len(rows), len(v), part_args)
         grad_w, grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))  # in part order: reproducible
         return grad_v, None, None, grad_w, grad_b, grad_h
@@ -409,3 +434,25 @@ def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:
 def pair_pool(v, rows, cols, a) -> torch.Tensor:
     """sum over pairs of a[:, c] * v[:, rows[c]] * v[:, cols[c]]: (B, m, k), (B, P) -> (B, k)."""
     return _PairPool.apply(v, rows, cols, a)
+
+
+# PyTorch's Adagrad arithmetic, operation by operation, so no fastmath: sum += g * g; p += -lr * (g / (sqrt(sum) + eps)).
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _adagrad_rows(param, state_sum, touched, grad, lr, eps):
+    for n in range(touched.shape[0]):
+        p, s, g = param[touched[n]], state_sum[touched[n]], grad[n]
+        for kk in range(p.shape[0]):
+            total = s[kk] + g[kk] * g[kk]
+            s[kk] = total
+            p[kk] += -lr * (g[kk] / (np.sqrt(total) + eps))
+
+
+def adagrad_rows(param: torch.Tensor, state_sum: torch.Tensor, touched: torch.Tensor, grad: torch.Tensor,
+                 lr: float, eps: float) -> None:
+    """Adagrad on the rows `touched` (distinct ids) of a CPU float32 table, in place: one pass over those
+    rows, where gathering them, updating and writing them back takes eight."""
+    param_, sum_, touched_, grad_ = param.detach().numpy(), state_sum.numpy(), _np(touched), _np(grad)
+    lr_, eps_ = np.float32(lr), np.float32(eps)
+    bounds = np.linspace(0, len(touched_), max(1, min(torch.get_num_threads(), len(touched_) // 256)) + 1).astype(int)
+    _on_threads(_adagrad_rows, [(param_, sum_, touched_[lo:hi], grad_[lo:hi], lr_, eps_)
+                                for lo, hi in zip(bounds[:-1], bounds[1:])])

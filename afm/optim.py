@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from afm.kernels import adagrad_rows
+
 
 class RowAdagrad(torch.optim.Adagrad):
     """torch.optim.Adagrad, except that a parameter with a sparse gradient updates only its touched rows."""
@@ -42,6 +44,9 @@ class RowAdagrad(torch.optim.Adagrad):
         state["step"] += 1
         grad = grad if grad.is_coalesced() else grad.coalesce()  # afm.ops gives one row per id already
         touched, summed = grad._indices()[0], grad._values()
+        if param.device.type == "cpu" and param.dtype == torch.float32 and param.is_contiguous():
+            adagrad_rows(param, state["sum"], touched, summed, lr, eps)  # one pass, in place (afm.kernels)
+            return
         accumulated = state["sum"].index_select(0, touched).addcmul_(summed, summed)
         state["sum"].index_copy_(0, touched, accumulated)
         updated = param.index_select(0, touched).addcdiv_(summed, accumulated.sqrt_().add_(eps), value=-lr)
