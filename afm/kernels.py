@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
-_jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False)
+_jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
 BLOCK_CELLS = 512  # cells a block holds: its (k, cells) products and (t, cells) hidden layer stay in cache
 
 
@@ -337,6 +337,57 @@ def _row_pool_backward(v, rows, cols, a, grad, grad_v, grad_a):
                 gj[kk] += weight * g[kk] * vi[kk]
 
 
+# A large attention network (t > FUSED_MAX_ATTENTION_FACTOR): its three matmuls go to PyTorch's BLAS, which
+# runs them near the core's peak, and these kernels do every pass around them once.
+
+@_jit
+def _cell_products(v, rows, cols, out):
+    for r in range(v.shape[0]):
+        for c in range(rows.shape[0]):
+            vi, vj, dst = v[r, rows[c]], v[r, cols[c]], out[r, c]
+            for kk in range(v.shape[2]):
+                dst[kk] = vi[kk] * vj[kk]
+
+
+@_jit
+def _cell_products_backward(v, rows, cols, grad, grad_v):
+    for r in range(v.shape[0]):
+        gv = grad_v[r]
+        gv[:] = 0
+        for c in range(rows.shape[0]):
+            vi, vj, g = v[r, rows[c]], v[r, cols[c]], grad[r, c]
+            gi, gj = gv[rows[c]], gv[cols[c]]
+            for kk in range(v.shape[2]):
+                gi[kk] += g[kk] * vj[kk]
+            for kk in range(v.shape[2]):
+                gj[kk] += g[kk] * vi[kk]
+
+
+@_jit
+def _relu_scores(hidden, b, h, out):
+    """hidden += b in place (BLAS's addmm would first copy b into every row) and the scores from it."""
+    for q in range(hidden.shape[0]):
+        row, score = hidden[q], np.float32(0)
+        for tt in range(h.shape[0]):
+            row[tt] += b[tt]
+            score += h[tt] * max(row[tt], np.float32(0))
+        out[q] = score
+
+
+@_jit
+def _relu_scores_backward(hidden, h, grad, grad_b, grad_h):
+    """hidden becomes dL/dhidden (g * h where ReLU is active), in place; b's and h's gradients summed."""
+    for q in range(hidden.shape[0]):
+        row, g = hidden[q], grad[q]
+        for tt in range(h.shape[0]):
+            x = row[tt]
+            active = x > 0
+            grad_h[tt] += g * x if active else np.float32(0)
+            d = g * h[tt] if active else np.float32(0)
+            grad_b[tt] += d
+            row[tt] = d
+
+
 _threads: ThreadPoolExecutor | None = None
 
 
@@ -426,9 +477,50 @@ class _PairPool(torch.autograd.Function):
         return grad_v, None, None, grad_a
 
 
+class _PairScoresMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, rows, cols, w, b, h):
+        products = v.new_empty(v.shape[0], rows.shape[0], v.shape[2])
+        v_, rows_, cols_, products_ = _np(v), _np(rows), _np(cols), products.numpy()
+        _on_threads(_cell_products, [(v_[s], rows_, cols_, products_[s]) for s in _parts(len(v), 16)])
+        hidden = products.view(-1, v.shape[2]) @ w.t()  # (B * P, t); the bias is added below
+        scores = v.new_empty(hidden.shape[0])
+        hidden_, b_, h_, scores_ = hidden.numpy(), _np(b), _np(h), scores.numpy()
+        _on_threads(_relu_scores, [(hidden_[s], b_, h_, scores_[s]) for s in _parts(len(hidden), 256)])
+        ctx.save_for_backward(v, rows, cols, w, h, products, hidden)
+        return scores.view(v.shape[0], rows.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, rows, cols, w, h, products, hidden = ctx.saved_tensors  # hidden is overwritten: one backward only
+        hidden_, h_, grad_ = hidden.numpy(), _np(h), _np(grad).reshape(-1)
+        parts = _parts(len(hidden), 256)
+        sums = [(h.new_zeros(h.shape), torch.zeros_like(h)) for _ in parts]
+        _on_threads(_relu_scores_backward, [(hidden_[s], h_, grad_[s], *(x.numpy() for x in sum_))
+                                            for s, sum_ in zip(parts, sums)])
+        grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))
+        flat = products.view(-1, v.shape[2])
+        grad_w = hidden.t() @ flat
+        grad_products = (hidden @ w).view_as(products)
+        grad_v = torch.empty_like(v)
+        v_, rows_, cols_, grad_products_, grad_v_ = _np(v), _np(rows), _np(cols), grad_products.numpy(), grad_v.numpy()
+        _on_threads(_cell_products_backward, [(v_[s], rows_, cols_, grad_products_[s], grad_v_[s])
+                                              for s in _parts(len(v), 16)])
+        return grad_v, None, None, grad_w, grad_b, grad_h
+
+
+FUSED_MAX_ATTENTION_FACTOR = 64  # above: the matmuls in BLAS (t = 128 level, t = 256 1.3x the fused cells)
+
+
+def fully_fused(attention_factor: int) -> bool:
+    """Whether every step of a cell runs in these kernels (a small attention network)."""
+    return attention_factor <= FUSED_MAX_ATTENTION_FACTOR
+
+
 def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:
     """h^T ReLU(W (v[:, rows] * v[:, cols]) + b): (B, m, k) -> (B, P), on the CPU in float32."""
-    return _PairScores.apply(v, rows, cols, w, b, h)
+    kind = _PairScores if fully_fused(w.shape[0]) else _PairScoresMatmul
+    return kind.apply(v, rows, cols, w, b, h)
 
 
 def pair_pool(v, rows, cols, a) -> torch.Tensor:
@@ -437,7 +529,7 @@ def pair_pool(v, rows, cols, a) -> torch.Tensor:
 
 
 # PyTorch's Adagrad arithmetic, operation by operation, so no fastmath: sum += g * g; p += -lr * (g / (sqrt(sum) + eps)).
-@numba.njit(cache=True, nogil=True, boundscheck=False)
+@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")  # division by zero: inf, no branch
 def _adagrad_rows(param, state_sum, touched, grad, lr, eps):
     for n in range(touched.shape[0]):
         p, s, g = param[touched[n]], state_sum[touched[n]], grad[n]

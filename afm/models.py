@@ -28,7 +28,7 @@ from torch import nn
 
 from afm import settings
 from afm.errors import AFMError
-from afm.kernels import pair_pool, pair_scores
+from afm.kernels import fully_fused, pair_pool, pair_scores
 from afm.ops import field_pairs, gather_rows, pair_products, pairwise_sum
 
 
@@ -216,7 +216,7 @@ class AFM(_PairwiseModel):
 
     # Training computes each distinct feature pair of a batch once where that pays: sorting the batch's
     # pair keys costs about as much per cell as SHARE_COST multiply-adds, and sharing saves k * (t + 1) of them
-    # for every repeated cell. Where the cells go through afm.kernels instead (`fused_cells`), a cell costs
+    # for every repeated cell. Where a cell runs wholly in afm.kernels (on the CPU, a small t), it costs
     # far less and sharing pays only past SHARE_COST_FUSED (measured: Criteo-shaped rows at 0.4-0.5 of that
     # cost ran 1.9x faster in the kernels, Frappe's at 1.5-2.2 level either way, from 3.0 faster shared).
     # `choose_pair_sharing` decides once per run, from the first batch, so a run's arithmetic (and its bits)
@@ -224,16 +224,11 @@ class AFM(_PairwiseModel):
     SHARE_COST = 400
     SHARE_COST_FUSED = 1500
     share_pairs = True
-    # The kernels pay where the attention network is small: on Criteo-shaped rows at t = 64 they were 1.15x
-    # PyTorch's passes, at t = 128 level with them; at t = 256 PyTorch's matmuls are faster (ml-tag: 0.77x).
-    FUSED_MAX_ATTENTION_FACTOR = 64
-    fused_kernels = True
+    fused_kernels = True  # the every-cell path on the CPU in afm.kernels (tests compare it with PyTorch's)
 
     def fused_cells(self, x: torch.Tensor) -> bool:
-        """Whether the every-cell path runs in afm.kernels for this input (CPU, float32; see above)."""
-        config = self.config
-        return (self.fused_kernels and x.device.type == "cpu" and self.embedding.weight.dtype == torch.float32
-                and (not config.attention or config.attention_factor <= self.FUSED_MAX_ATTENTION_FACTOR))
+        """Whether the every-cell path runs in afm.kernels for this input (CPU, float32)."""
+        return self.fused_kernels and x.device.type == "cpu" and self.embedding.weight.dtype == torch.float32
 
     @torch.no_grad()
     def choose_pair_sharing(self, x: torch.Tensor) -> bool:
@@ -242,7 +237,8 @@ class AFM(_PairwiseModel):
         first, _, inverse = self.distinct_pairs(x)
         repeated = 1.0 - first.numel() / max(inverse.numel(), 1)
         per_cell = config.embed_dim * ((config.attention_factor if config.attention else 0) + 1)
-        cost = self.SHARE_COST_FUSED if self.fused_cells(x) else self.SHARE_COST
+        cheap_cells = self.fused_cells(x) and (not config.attention or fully_fused(config.attention_factor))
+        cost = self.SHARE_COST_FUSED if cheap_cells else self.SHARE_COST
         self.share_pairs = repeated * per_cell > cost
         return self.share_pairs
 

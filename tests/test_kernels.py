@@ -38,7 +38,8 @@ def values_and_gradients(fn, tensors, upstream):
 
 # Shapes: few pairs (row groups of many rows) and many (groups of 32 rows); batches that end in a short
 # group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
-@pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3)])
+@pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3),
+                                              (40, 4, 8, 66), (50, 17, 4, 70)])  # t > 64: the matmuls in BLAS
 @pytest.mark.parametrize("threads", [1, 2])
 def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
     before = torch.get_num_threads()
@@ -76,10 +77,10 @@ def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():
     assert torch.isnan(scores[3, touches]).all() and not torch.isnan(scores[3, ~touches]).any()
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention):
+@pytest.mark.parametrize("attention,t", [(True, 8), (True, 80), (False, 8)])
+def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, t):
     torch.manual_seed(0)
-    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8, attention=attention))
+    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=t, attention=attention))
     with torch.no_grad():
         model.embedding.weight.normal_(0, 0.5)
         model.linear.weight.normal_(0, 0.1)
@@ -97,10 +98,12 @@ def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels
         assert_close(a, b)
 
 
-def test_the_kernels_run_where_they_pay():
-    wide = ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8)
+def test_the_kernels_run_on_the_cpu_and_sharing_pays_later_where_a_cell_is_wholly_theirs():
     x = torch.zeros(4, 12, dtype=torch.long)
-    assert AFM(wide).fused_cells(x) and AFM(ModelConfig("afm", 300, 3, embed_dim=16, attention_factor=8)).fused_cells(x)
-    assert not AFM(wide).fused_cells(x.to(torch.device("meta")))  # the CPU only
-    assert not AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=128)).fused_cells(x)  # a large t
-    assert AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=128, attention=False)).fused_cells(x)
+    assert AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8)).fused_cells(x)
+    assert not AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=8)).fused_cells(x.to("meta"))
+    half_repeated = torch.arange(512 * 6).reshape(512, 6) % (256 * 6) + torch.arange(6) * 10_000  # half the cells
+    small_t, large_t = (AFM(ModelConfig("afm", 60_000, 6, embed_dim=16, attention_factor=t)) for t in (64, 128))
+    assert 400 < 0.5 * 16 * 65 < small_t.SHARE_COST_FUSED  # sharing would pay for PyTorch's cells, not the kernels'
+    assert not small_t.choose_pair_sharing(half_repeated)
+    assert large_t.choose_pair_sharing(half_repeated)  # t = 128: BLAS does the matmuls, the old cost holds
