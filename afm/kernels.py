@@ -73,23 +73,27 @@ def _products(vt, rows, cols, c0, pc, nr, pp):
 
 
 @_jit
-def _hidden(w, b, pp, n, hid):
-    """hid[:, :n] = W pp + b, as axpys over the cells, four inputs a pass."""
-    t, k = w.shape
-    k4 = k - k % 4
-    for tt in range(t):
-        row = hid[tt]
+def _add_weighted_rows(dst, weights, src, n):
+    """dst[:n] += sum over l of weights[l] * src[l, :n]: axpys along the cells, four source rows a pass."""
+    count = weights.shape[0]
+    c4 = count - count % 4
+    for l in range(0, c4, 4):
+        w0, w1, w2, w3 = weights[l], weights[l + 1], weights[l + 2], weights[l + 3]
+        s0, s1, s2, s3 = src[l], src[l + 1], src[l + 2], src[l + 3]
         for q in range(n):
-            row[q] = b[tt]
-        for kk in range(0, k4, 4):
-            w0, w1, w2, w3 = w[tt, kk], w[tt, kk + 1], w[tt, kk + 2], w[tt, kk + 3]
-            s0, s1, s2, s3 = pp[kk], pp[kk + 1], pp[kk + 2], pp[kk + 3]
-            for q in range(n):
-                row[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q]
-        for kk in range(k4, k):
-            wv, src = w[tt, kk], pp[kk]
-            for q in range(n):
-                row[q] += wv * src[q]
+            dst[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q]
+    for l in range(c4, count):
+        wl, sl = weights[l], src[l]
+        for q in range(n):
+            dst[q] += wl * sl[q]
+
+
+@_jit
+def _hidden(w, b, pp, n, hid):
+    """hid[:, :n] = W pp + b."""
+    for tt in range(w.shape[0]):
+        hid[tt, :n] = b[tt]
+        _add_weighted_rows(hid[tt], w[tt], pp, n)
 
 
 @_jit
@@ -121,6 +125,7 @@ def _scores(v, rows, cols, w, b, h, out, nr, pc):
 @_jit
 def _scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_h, nr, pc):
     m, k = v.shape[1], v.shape[2]
+    w_t = np.ascontiguousarray(w.T)
     num_pairs, t = rows.shape[0], w.shape[0]
     vt = np.empty((m, k, nr), np.float32)
     gt = np.empty((m, k, nr), np.float32)
@@ -160,19 +165,9 @@ def _scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_
                     for q in range(n):
                         acc += row[q] * src[q]
                     grad_w[tt, kk] += acc
-            t4 = t - t % 4
             for kk in range(k):  # dL/dpp = W^T dhidden
-                dst = dpp[kk]
-                dst[:n] = 0
-                for tt in range(0, t4, 4):
-                    w0, w1, w2, w3 = w[tt, kk], w[tt + 1, kk], w[tt + 2, kk], w[tt + 3, kk]
-                    s0, s1, s2, s3 = hid[tt], hid[tt + 1], hid[tt + 2], hid[tt + 3]
-                    for q in range(n):
-                        dst[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q]
-                for tt in range(t4, t):
-                    wv, src = w[tt, kk], hid[tt]
-                    for q in range(n):
-                        dst[q] += wv * src[q]
+                dpp[kk, :n] = 0
+                _add_weighted_rows(dpp[kk], w_t[kk], hid, n)
             for ci in range(p):
                 i, j, base = rows[c0 + ci], cols[c0 + ci], ci * nr
                 for kk in range(k):

@@ -1,5 +1,4 @@
-"""afm.kernels against autograd through the plain expressions, and the AFM that uses them against the AFM
-that does not."""
+"""afm.kernels against autograd through the plain expressions (the AFM with and without them: test_models)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,27 +74,6 @@ def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():
     assert torch.isnan(pooled[3]).any() and not torch.isnan(pooled[torch.arange(40) != 3]).any()
     touches = (rows == 2) | (cols == 2)
     assert torch.isnan(scores[3, touches]).all() and not torch.isnan(scores[3, ~touches]).any()
-
-
-@pytest.mark.parametrize("attention,t", [(True, 8), (True, 80), (False, 8)])
-def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, t):
-    torch.manual_seed(0)
-    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=t, attention=attention))
-    with torch.no_grad():
-        model.embedding.weight.normal_(0, 0.5)
-        model.linear.weight.normal_(0, 0.1)
-    x = torch.randint(0, 25, (96, 12)) + torch.arange(12) * 25
-    model.share_pairs = False
-    assert model.fused_cells(x)
-    results = {}
-    for fused in (True, False):
-        model.fused_kernels = fused
-        model.zero_grad()
-        out = model(x)
-        out.square().sum().backward()
-        results[fused] = [out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
-    for a, b in zip(results[True], results[False]):
-        assert_close(a, b)
 
 
 def test_the_kernels_run_on_the_cpu_and_sharing_pays_later_where_a_cell_is_wholly_theirs():

@@ -128,6 +128,19 @@ def test_afm_from_fm_with_p_at_pairs_starts_as_exactly_that_fm():
     assert torch.equal(authors.p, torch.ones(8))
 
 
+def values_and_gradients(model, x):
+    model.zero_grad()
+    out = model(x)
+    out.square().sum().backward()
+    return [out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def assert_all_close(ours, plain):
+    # float32 sums in another order: errors relative to each tensor's scale, not to a (cancelled) entry
+    for a, b in zip(ours, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * max(1.0, b.abs().max().item()))
+
+
 @pytest.mark.parametrize("attention", [True, False])
 def test_sharing_distinct_pairs_or_not_gives_the_same_values_and_gradients(attention):
     torch.manual_seed(0)
@@ -138,13 +151,25 @@ def test_sharing_distinct_pairs_or_not_gives_the_same_values_and_gradients(atten
     results = {}
     for share in (True, False):
         model.share_pairs = share
-        model.zero_grad()
-        out = model(rows)
-        out.square().sum().backward()
-        results[share] = (out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
-    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-6)
-    for a, b in zip(results[True][1], results[False][1]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        results[share] = values_and_gradients(model, rows)
+    assert_all_close(results[True], results[False])
+
+
+@pytest.mark.parametrize("attention,t", [(True, 8), (True, 80), (False, 8)])  # t = 80: the matmuls in BLAS
+def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, t):
+    torch.manual_seed(0)
+    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=t, attention=attention))
+    with torch.no_grad():
+        model.embedding.weight.normal_(0, 0.5)
+        model.linear.weight.normal_(0, 0.1)
+    x = torch.randint(0, 25, (96, 12)) + torch.arange(12) * 25
+    model.share_pairs = False
+    assert model.fused_cells(x)
+    results = {}
+    for fused in (True, False):
+        model.fused_kernels = fused
+        results[fused] = values_and_gradients(model, x)
+    assert_all_close(results[True], results[False])
 
 
 def test_pair_sharing_is_chosen_from_the_work_it_saves():
