@@ -1,18 +1,21 @@
-"""Fused CPU kernels for AFM's every-cell path: no (B, P, k) tensor is ever written.
+"""Fused CPU kernels, compiled by numba: AFM's every-cell path without a (B, P, k) tensor, and Adagrad on a
+table's touched rows in one pass.
 
 Where feature pairs do not repeat within a batch (wide click logs, ml-tag), AFM computes every (row, pair)
 cell. In PyTorch's eager operations each step of that (the pair products, the attention network, its
 ReLU, the pooling, and each of their gradients) is a pass over a (B, P, k) or (B, P, t) tensor in memory.
-These kernels, compiled by numba, keep a cell's product, hidden layer and gradients in cache and registers,
-and the backward pass recomputes the hidden layer instead of storing it. Two operations, autograd
+Here a cell's product, hidden layer and gradients stay in cache and registers. Two operations, autograd
 Functions:
 
 - `pair_scores(v, rows, cols, W, b, h)`: h^T ReLU(W (v_i * v_j) + b) for every cell, (B, m, k) -> (B, P);
 - `pair_pool(v, rows, cols, a)`: sum over cells of a_c (v_i * v_j), (B, m, k), (B, P) -> (B, k).
 
-Each has two layouts. Many pairs (wide data): a group of 32 rows is transposed so the rows are the vector
-axis, and blocks of those rows x a few pairs (about BLOCK_CELLS cells) go through every step in cache.
-Few pairs (ml-tag's 3): one cell at a time, vectorised along k.
+Three layouts. Many pairs (wide data): a group of 32 rows is transposed so the rows are the vector axis,
+and blocks of those rows x a few pairs (about BLOCK_CELLS cells) go through every step in cache; the
+backward pass recomputes a block's hidden layer. Few pairs (ml-tag's 3): one cell at a time, vectorised
+along k, its hidden layer kept for the backward pass. A large attention network (t > 64): the three
+matmuls in PyTorch's BLAS, which runs them near the core's peak, and one kernel pass for each step around
+them.
 
 They give the values and gradients of the plain expressions up to float summation order
 (`tests/test_kernels.py`, against autograd). A batch is split across PyTorch's intra-op thread count (the
@@ -31,8 +34,6 @@ import torch
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
 _jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
 BLOCK_CELLS = 512  # cells a block holds: its (k, cells) products and (t, cells) hidden layer stay in cache
-
-
 GROUPED_MIN_PAIRS = 16  # fewer pairs: one cell at a time along k (the row kernels)
 
 
@@ -383,11 +384,11 @@ def _relu_scores_backward(hidden, h, grad, grad_b, grad_h):
             row[tt] = d
 
 
-_threads: ThreadPoolExecutor | None = None
+_THREADS = ThreadPoolExecutor(thread_name_prefix="afm-kernels")  # its threads start on first use
 
 
 def _parts(batch: int, group: int) -> list[slice]:
-    """The batch split across PyTorch's intra-op thread count, in whole row groups."""
+    """`batch` rows split across PyTorch's intra-op thread count, in whole groups of `group` rows."""
     groups = -(-batch // group)
     count = max(1, min(torch.get_num_threads(), groups))
     bounds = np.minimum(np.linspace(0, groups, count + 1).astype(int) * group, batch)
@@ -397,7 +398,6 @@ def _parts(batch: int, group: int) -> list[slice]:
 def _launch(kernels: tuple, num_pairs: int, batch: int, per_part) -> None:
     """The grouped or the row kernel of `kernels`, whichever suits num_pairs, over the batch's parts, on
     threads when there are several; per_part(the part's rows) gives its arguments before the layout's."""
-    global _threads
     shape = _group_shape(num_pairs)
     kernel = kernels[1] if shape is None else kernels[0]
     parts = _parts(batch, 16 if shape is None else shape[0])
@@ -406,13 +406,10 @@ def _launch(kernels: tuple, num_pairs: int, batch: int, per_part) -> None:
 
 def _on_threads(kernel, calls: list[tuple]) -> None:
     """kernel(*args) for each call, on threads when there are several (the kernels release the GIL)."""
-    global _threads
     if len(calls) == 1:
         kernel(*calls[0])
         return
-    if _threads is None:
-        _threads = ThreadPoolExecutor(thread_name_prefix="afm-kernels")
-    for future in [_threads.submit(kernel, *args) for args in calls]:
+    for future in [_THREADS.submit(kernel, *args) for args in calls]:
         future.result()
 
 
@@ -523,15 +520,16 @@ def pair_pool(v, rows, cols, a) -> torch.Tensor:
     return _PairPool.apply(v, rows, cols, a)
 
 
-# PyTorch's Adagrad arithmetic, operation by operation, so no fastmath: sum += g * g; p += -lr * (g / (sqrt(sum) + eps)).
-@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")  # division by zero: inf, no branch
+# PyTorch's Adagrad arithmetic, operation by operation: sum += g * g (fused multiply-add, as its compiled
+# kernel does); p += (-lr * g) / (sqrt(sum) + eps). Division by zero gives inf, without Python's branch.
+@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
 def _adagrad_rows(param, state_sum, touched, grad, lr, eps):
     for n in range(touched.shape[0]):
         p, s, g = param[touched[n]], state_sum[touched[n]], grad[n]
         for kk in range(p.shape[0]):
             total = s[kk] + g[kk] * g[kk]
             s[kk] = total
-            p[kk] += -lr * (g[kk] / (np.sqrt(total) + eps))
+            p[kk] += (-lr * g[kk]) / (np.sqrt(total) + eps)  # addcdiv's order: (value * g) / std
 
 
 def adagrad_rows(param: torch.Tensor, state_sum: torch.Tensor, touched: torch.Tensor, grad: torch.Tensor,
@@ -540,6 +538,4 @@ def adagrad_rows(param: torch.Tensor, state_sum: torch.Tensor, touched: torch.Te
     rows, where gathering them, updating and writing them back takes eight."""
     param_, sum_, touched_, grad_ = param.detach().numpy(), state_sum.numpy(), _np(touched), _np(grad)
     lr_, eps_ = np.float32(lr), np.float32(eps)
-    bounds = np.linspace(0, len(touched_), max(1, min(torch.get_num_threads(), len(touched_) // 256)) + 1).astype(int)
-    _on_threads(_adagrad_rows, [(param_, sum_, touched_[lo:hi], grad_[lo:hi], lr_, eps_)
-                                for lo, hi in zip(bounds[:-1], bounds[1:])])
+    _on_threads(_adagrad_rows, [(param_, sum_, touched_[s], grad_[s], lr_, eps_) for s in _parts(len(touched_), 256)])

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afm.kernels import pair_pool, pair_scores
+from afm.kernels import adagrad_rows, pair_pool, pair_scores
 from afm.models import AFM, ModelConfig
 
 
@@ -85,3 +85,29 @@ def test_the_kernels_run_on_the_cpu_and_sharing_pays_later_where_a_cell_is_wholl
     assert 400 < 0.5 * 16 * 65 < small_t.SHARE_COST_FUSED  # sharing would pay for PyTorch's cells, not the kernels'
     assert not small_t.choose_pair_sharing(half_repeated)
     assert large_t.choose_pair_sharing(half_repeated)  # t = 128: BLAS does the matmuls, the old cost holds
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_adagrad_rows_is_pytorch_adagrad_on_the_touched_rows(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        table = torch.randn(3000, 24, generator=generator)
+        touched = torch.randperm(3000, generator=generator)[:1200].sort().values  # several parts on 2 threads
+        ours, ours_sum = table.clone(), torch.zeros_like(table)
+        reference = torch.nn.Parameter(table.clone())
+        optimizer = torch.optim.Adagrad([reference], lr=0.05)
+        for _ in range(3):
+            rows = torch.randn(len(touched), 24, generator=generator)
+            adagrad_rows(ours, ours_sum, touched, rows, 0.05, 1e-10)
+            reference.grad = torch.zeros_like(table).index_copy_(0, touched, rows)
+            optimizer.step()
+        assert torch.equal(ours_sum, optimizer.state[reference]["sum"])  # the same fused multiply-add
+        # the same update up to PyTorch's vectorised square root (within an ulp of the rounded one numba takes)
+        torch.testing.assert_close(ours, reference.detach(), rtol=1e-6, atol=1e-6)
+        assert (ours - table).abs().max() > 0.01  # far larger moves than that tolerance
+        untouched = torch.ones(3000, dtype=torch.bool).index_fill_(0, touched, False)
+        assert torch.equal(ours[untouched], table[untouched])
+    finally:
+        torch.set_num_threads(before)
