@@ -7,9 +7,9 @@ the model's output is a logit, the loss the mean binary cross-entropy plus the s
 epoch is the one with the lowest validation RMSE (squared) or logloss (logistic).
 
 Under torchrun the same loop runs data-parallel (afm.distributed). With Adagrad, embedding gradients are
-sparse on the CPU (and elsewhere where a batch touches few of a table's rows, `SPARSE_ROWS_PER_ID`), and
-`afm.optim.RowAdagrad` updates only those rows: Adagrad leaves rows with a zero gradient unchanged, so the
-result is the same, and training is faster (README, Performance).
+sparse where a batch touches few of a table's rows (`SPARSE_ROWS_PER_ID`), and `afm.optim.RowAdagrad`
+updates only those rows: Adagrad leaves rows with a zero gradient unchanged, so the result is the same and
+large tables train faster; elsewhere the fused dense step is faster (README, Performance).
 
 A loss that becomes NaN or infinite ends training with stop_reason "diverged" and a message in the result;
 the model holds its best epoch, as after any other stop.
@@ -239,27 +239,25 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                        seconds=time.perf_counter() - started, device=str(device), message=diverged_message or "")
 
 
-# Row updates pay for sorting a batch's ids, dense ones for passes over the whole table. On the CPU the row
-# update is one pass (afm.kernels.adagrad_rows) and wins wherever it was measured (one thread, alternated
-# windows): Frappe FM at k = 256, batch 512, 1024 and 4096 (table rows per batch id 1.05, 0.5, 0.13) 1.09x,
-# 1.23x and 1.15x; AFM t = 16 batch 1024 1.05x; a 48-feature FM at batch 4096 1.6x. Elsewhere (CUDA) the
-# rule of PyTorch's own operations holds: rows where a batch has over SPARSE_ROWS_PER_ID table rows per id
-# (Frappe batch 256 1.14x, 128 1.39x; at 512 and 1024 dense 1.12x and 1.19x).
-SPARSE_ROWS_PER_ID = 1.5
+# Row updates pay for sorting a batch's ids, dense ones for passes over the whole table. With the one-pass
+# row update (afm.kernels.adagrad_rows), one thread, windows alternated and calibrated as the benchmark's
+# (batch ids per table row in brackets): Frappe FM batch 128 (0.24) rows 1.32x, 512 (0.95) rows 1.03x,
+# 1024 (1.9) dense 1.15x, 4096 (7.6) dense 1.09x; Frappe AFM at 1024 level; ml-tag batch 4096 (0.14) rows
+# 1.34x (FM) and 1.39x (AFM, t = 16).
+SPARSE_ROWS_PER_ID = 1.0
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, num_fields: int, num_features: int):
     """The optimizer over the trainable parameters. With Adagrad (and one process: DDP reduces dense
-    gradients), embedding gradients are sparse on the CPU or where a batch touches few of a table's rows,
-    and only those rows are updated (RowAdagrad). Dense gradients use PyTorch's fused optimizers (one kernel for all
+    gradients), embedding gradients are sparse where a batch touches few of a table's rows, and only those
+    rows are updated (RowAdagrad). Dense gradients use PyTorch's fused optimizers (one kernel for all
     parameters, CPU or CUDA)."""
     params = [p for p in model.parameters() if p.requires_grad]
     on_fused_device = bool(params) and params[0].device.type in ("cpu", "cuda")
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, fused=on_fused_device or None)
-    on_cpu = bool(params) and params[0].device.type == "cpu"
-    sparse = distributed.world()[1] == 1 and (
-        on_cpu or config.batch_size * num_fields * SPARSE_ROWS_PER_ID < num_features)
+    sparse = (distributed.world()[1] == 1
+              and config.batch_size * num_fields * SPARSE_ROWS_PER_ID < num_features)
     use_sparse_gradients(model, sparse)
     return RowAdagrad(params, lr=config.lr, fused=on_fused_device or None)
 
