@@ -22,6 +22,15 @@ def inputs(batch, fields, k, t, seed=0):
     return draw(batch, fields, k) * 1, rows, cols, draw(t, k), draw(t), draw(t)
 
 
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """One and two intra-op threads: with two, a batch is split in parts run on threads of their own."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 def assert_close(ours, plain):
     # float32 sums in another order: errors relative to the tensor's scale, not to each (possibly cancelled) entry
     torch.testing.assert_close(ours, plain, rtol=1e-4, atol=1e-5 * max(1.0, plain.abs().max().item()))
@@ -39,30 +48,24 @@ def values_and_gradients(fn, tensors, upstream):
 # group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
 @pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3),
                                               (40, 4, 8, 66), (50, 17, 4, 70)])  # t > 64: the matmuls in BLAS
-@pytest.mark.parametrize("threads", [1, 2])
 def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     torch.manual_seed(1)
-    try:
-        v, rows, cols, w, b, h = inputs(batch, fields, k, t)
-        v = v.detach().requires_grad_()
-        upstream = torch.randn(batch, len(rows))
-        ours = values_and_gradients(lambda: pair_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
-        plain = values_and_gradients(lambda: plain_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
-        for a, c in zip(ours, plain):
-            assert_close(a, c)
+    v, rows, cols, w, b, h = inputs(batch, fields, k, t)
+    v = v.detach().requires_grad_()
+    upstream = torch.randn(batch, len(rows))
+    ours = values_and_gradients(lambda: pair_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
+    plain = values_and_gradients(lambda: plain_scores(v, rows, cols, w, b, h), [v, w, b, h], upstream)
+    for a, c in zip(ours, plain):
+        assert_close(a, c)
 
-        a = torch.softmax(torch.randn(batch, len(rows)), 1).requires_grad_()
-        upstream = torch.randn(batch, k)
-        ours = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
-        plain = values_and_gradients(lambda: plain_pool(v, rows, cols, a), [v, a], upstream)
-        for x, y in zip(ours, plain):
-            assert_close(x, y)
-        again = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
-        assert all(torch.equal(x, y) for x, y in zip(ours, again))  # the same bits each time
-    finally:
-        torch.set_num_threads(before)
+    a = torch.softmax(torch.randn(batch, len(rows)), 1).requires_grad_()
+    upstream = torch.randn(batch, k)
+    ours = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
+    plain = values_and_gradients(lambda: plain_pool(v, rows, cols, a), [v, a], upstream)
+    for x, y in zip(ours, plain):
+        assert_close(x, y)
+    again = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
+    assert all(torch.equal(x, y) for x, y in zip(ours, again))  # the same bits each time
 
 
 def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():
@@ -87,27 +90,21 @@ def test_the_kernels_run_on_the_cpu_and_sharing_pays_later_where_a_cell_is_wholl
     assert large_t.choose_pair_sharing(half_repeated)  # t = 128: BLAS does the matmuls, the old cost holds
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 def test_adagrad_rows_is_pytorch_adagrad_on_the_touched_rows(threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        generator = torch.Generator().manual_seed(0)
-        table = torch.randn(3000, 24, generator=generator)
-        touched = torch.randperm(3000, generator=generator)[:1200].sort().values  # several parts on 2 threads
-        ours, ours_sum = table.clone(), torch.zeros_like(table)
-        reference = torch.nn.Parameter(table.clone())
-        optimizer = torch.optim.Adagrad([reference], lr=0.05)
-        for _ in range(3):
-            rows = torch.randn(len(touched), 24, generator=generator)
-            adagrad_rows(ours, ours_sum, touched, rows, 0.05, 1e-10)
-            reference.grad = torch.zeros_like(table).index_copy_(0, touched, rows)
-            optimizer.step()
-        assert torch.equal(ours_sum, optimizer.state[reference]["sum"])  # the same fused multiply-add
-        # the same update up to PyTorch's vectorised square root (within an ulp of the rounded one numba takes)
-        torch.testing.assert_close(ours, reference.detach(), rtol=1e-6, atol=1e-6)
-        assert (ours - table).abs().max() > 0.01  # far larger moves than that tolerance
-        untouched = torch.ones(3000, dtype=torch.bool).index_fill_(0, touched, False)
-        assert torch.equal(ours[untouched], table[untouched])
-    finally:
-        torch.set_num_threads(before)
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(3000, 24, generator=generator)
+    touched = torch.randperm(3000, generator=generator)[:1200].sort().values  # several parts on 2 threads
+    ours, ours_sum = table.clone(), torch.zeros_like(table)
+    reference = torch.nn.Parameter(table.clone())
+    optimizer = torch.optim.Adagrad([reference], lr=0.05)
+    for _ in range(3):
+        rows = torch.randn(len(touched), 24, generator=generator)
+        adagrad_rows(ours, ours_sum, touched, rows, 0.05, 1e-10)
+        reference.grad = torch.zeros_like(table).index_copy_(0, touched, rows)
+        optimizer.step()
+    assert torch.equal(ours_sum, optimizer.state[reference]["sum"])  # the same fused multiply-add
+    # the same update up to PyTorch's vectorised square root (within an ulp of the rounded one numba takes)
+    torch.testing.assert_close(ours, reference.detach(), rtol=1e-6, atol=1e-6)
+    assert (ours - table).abs().max() > 0.01  # far larger moves than that tolerance
+    untouched = torch.ones(3000, dtype=torch.bool).index_fill_(0, touched, False)
+    assert torch.equal(ours[untouched], table[untouched])
