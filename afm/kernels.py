@@ -106,8 +106,8 @@ def _scores(v, rows, cols, w, b, h, out, nr, pc):
     hid = np.empty((t, pc * nr), np.float32)
     score = np.empty(pc * nr, np.float32)
     for r0 in range(0, v.shape[0], nr):
-        g = min(nr, v.shape[0] - r0)
-        _transpose_in(v, r0, g, vt)
+        size = min(nr, v.shape[0] - r0)  # rows in this group
+        _transpose_in(v, r0, size, vt)
         for c0 in range(0, num_pairs, pc):
             p = min(pc, num_pairs - c0)
             n = p * nr
@@ -119,7 +119,7 @@ def _scores(v, rows, cols, w, b, h, out, nr, pc):
                 for q in range(n):
                     score[q] += ht * max(row[q], np.float32(0))
             for ci in range(p):
-                for r in range(g):
+                for r in range(size):
                     out[r0 + r, c0 + ci] = score[ci * nr + r]
 
 
@@ -135,20 +135,20 @@ def _scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_
     hid = np.empty((t, pc * nr), np.float32)
     gs = np.empty(pc * nr, np.float32)
     for r0 in range(0, v.shape[0], nr):
-        g = min(nr, v.shape[0] - r0)
-        vt[:, :, g:] = 0  # a short last group: its padding rows have no gradient
-        _transpose_in(v, r0, g, vt)
+        size = min(nr, v.shape[0] - r0)  # rows in this group
+        vt[:, :, size:] = 0  # a short last group: its padding rows have no gradient
+        _transpose_in(v, r0, size, vt)
         gt[:] = 0
         for c0 in range(0, num_pairs, pc):
             p = min(pc, num_pairs - c0)
             n = p * nr
             gs[:n] = 0
             for ci in range(p):
-                for r in range(g):
+                for r in range(size):
                     gs[ci * nr + r] = grad[r0 + r, c0 + ci]
             _products(vt, rows, cols, c0, p, nr, pp)
             _hidden(w, b, pp, n, hid)
-            for tt in range(t):  # hid becomes dL/dhidden: g * h where ReLU is active
+            for tt in range(t):  # hid becomes dL/dhidden: dL/dscore * h where ReLU is active
                 ht, row = h[tt], hid[tt]
                 sum_h, sum_b = np.float32(0), np.float32(0)
                 for q in range(n):
@@ -176,7 +176,7 @@ def _scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_
                     for r in range(nr):
                         gi[r] += d[base + r] * bb[r]
                         gj[r] += d[base + r] * a[r]
-        _transpose_out(gt, r0, g, grad_v)
+        _transpose_out(gt, r0, size, grad_v)
 
 
 @_jit
@@ -186,19 +186,19 @@ def _pool(v, rows, cols, a, out, nr, pc):
     pooled = np.empty((k, nr), np.float32)
     weight = np.empty(nr, np.float32)
     for r0 in range(0, v.shape[0], nr):
-        g = min(nr, v.shape[0] - r0)
-        _transpose_in(v, r0, g, vt)
+        size = min(nr, v.shape[0] - r0)  # rows in this group
+        _transpose_in(v, r0, size, vt)
         pooled[:] = 0
         weight[:] = 0
         for c in range(rows.shape[0]):
-            for r in range(g):
+            for r in range(size):
                 weight[r] = a[r0 + r, c]
             i, j = rows[c], cols[c]
             for kk in range(k):
                 x, y, dst = vt[i, kk], vt[j, kk], pooled[kk]
                 for r in range(nr):
                     dst[r] += weight[r] * x[r] * y[r]
-        for r in range(g):
+        for r in range(size):
             for kk in range(k):
                 out[r0 + r, kk] = pooled[kk, r]
 
@@ -212,16 +212,16 @@ def _pool_backward(v, rows, cols, a, grad, grad_v, grad_a, nr, pc):
     weight = np.empty(nr, np.float32)
     total = np.empty(nr, np.float32)
     for r0 in range(0, v.shape[0], nr):
-        g = min(nr, v.shape[0] - r0)
-        _transpose_in(v, r0, g, vt)
+        size = min(nr, v.shape[0] - r0)  # rows in this group
+        _transpose_in(v, r0, size, vt)
         gt[:] = 0
         go[:] = 0
         weight[:] = 0
-        for r in range(g):
+        for r in range(size):
             for kk in range(k):
                 go[kk, r] = grad[r0 + r, kk]
         for c in range(rows.shape[0]):
-            for r in range(g):
+            for r in range(size):
                 weight[r] = a[r0 + r, c]
             i, j = rows[c], cols[c]
             total[:] = 0
@@ -231,9 +231,9 @@ def _pool_backward(v, rows, cols, a, grad, grad_v, grad_a, nr, pc):
                     total[r] += gk[r] * x[r] * y[r]
                     gi[r] += weight[r] * gk[r] * y[r]
                     gj[r] += weight[r] * gk[r] * x[r]
-            for r in range(g):
+            for r in range(size):
                 grad_a[r0 + r, c] = total[r]
-        _transpose_out(gt, r0, g, grad_v)
+        _transpose_out(gt, r0, size, grad_v)
 
 
 # Few pairs: one cell at a time, vectorised along k.
