@@ -272,7 +272,8 @@ def _row_scores(v, rows, cols, w, b, h, out, hidden):
 
 
 @_jit
-def _row_scores_backward(v, rows, cols, w, hidden, h, grad, grad_v, grad_w, grad_b, grad_h):
+def _row_scores_backward(v, rows, cols, w, b, h, grad, grad_v, grad_w, grad_b, grad_h, hidden):
+    """The grouped backward's arguments, then the hidden layers the forward kept (b is in them already)."""
     t, k = w.shape
     product = np.empty(k, np.float32)
     grad_product = np.empty(k, np.float32)
@@ -421,32 +422,34 @@ class _PairScores(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, rows, cols, w, b, h):
         out = v.new_empty(v.shape[0], rows.shape[0])
-        v_, shared, out_ = _np(v), [_np(x) for x in (rows, cols, w, b, h)], out.numpy()
-        if _group_shape(len(rows)) is None:  # few pairs: the hidden layers are small, kept for backward
-            hidden = v.new_empty(v.shape[0], rows.shape[0], w.shape[0])
-            hidden_ = hidden.numpy()
-            _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s], hidden_[s]))
-            b = hidden  # the backward pass reads the hidden layers where the grouped one recomputes them from b
-        else:
-            _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s]))
-        ctx.save_for_backward(v, rows, cols, w, b, h)
+        # few pairs (the row kernels): the hidden layers are small, kept for the backward pass, which the
+        # grouped kernels recompute instead
+        hidden = v.new_empty(v.shape[0], rows.shape[0], w.shape[0]) if _group_shape(len(rows)) is None else None
+        v_, shared, out_, kept = _np(v), [_np(x) for x in (rows, cols, w, b, h)], out.numpy(), _kept(hidden)
+        _launch((_scores, _row_scores), len(rows), len(v), lambda s: (v_[s], *shared, out_[s], *kept(s)))
+        ctx.save_for_backward(v, rows, cols, w, b, h, hidden)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        v, rows, cols, w, b_or_hidden, h = ctx.saved_tensors
+        v, rows, cols, w, b, h, hidden = ctx.saved_tensors
         grad_v, sums = torch.empty_like(v), []  # each part sums its own W, b and h gradients
+        v_, shared, kept = _np(v), [_np(x) for x in (rows, cols, w, b, h)], _kept(hidden)
+        grad_, grad_v_ = _np(grad), grad_v.numpy()
 
         def part_args(s):
-            sums.append((torch.zeros_like(w), w.new_zeros(w.shape[0]), torch.zeros_like(h)))
-            hidden_or_b = shared[3][s] if b_or_hidden.dim() == 3 else shared[3]
-            return v_[s], *shared[:3], hidden_or_b, shared[4], grad_[s], grad_v_[s], *(x.numpy() for x in sums[-1])
+            sums.append((torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(h)))
+            return v_[s], *shared, grad_[s], grad_v_[s], *(x.numpy() for x in sums[-1]), *kept(s)
 
-        v_, shared = _np(v), [_np(x) for x in (rows, cols, w, b_or_hidden, h)]
-        grad_, grad_v_ = _np(grad), grad_v.numpy()
         _launch((_scores_backward, _row_scores_backward), len(rows), len(v), part_args)
         grad_w, grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))  # in part order: reproducible
         return grad_v, None, None, grad_w, grad_b, grad_h
+
+
+def _kept(hidden: torch.Tensor | None):
+    """A part's slice of the kept hidden layers, as trailing kernel arguments (none where none are kept)."""
+    hidden_ = None if hidden is None else hidden.numpy()
+    return lambda s: () if hidden_ is None else (hidden_[s],)
 
 
 class _PairPool(torch.autograd.Function):

@@ -115,6 +115,10 @@ class _PairwiseModel(nn.Module):
     def first_order(self, x: torch.Tensor) -> torch.Tensor:
         return gather_rows(self.linear, x).squeeze(-1)  # (B, m)
 
+    def output(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The prediction from the pooled pair vector (B, k): w0 + sum_i w_i + p^T dropout(pooled)."""
+        return self.bias + self.first_order(x).sum(1) + self.pooled_dropout(pooled) @ self.p
+
     def distinct_pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The distinct (feature i, feature j) pairs of a batch, as two (U,) id tensors, and the (B, P) index
         of each row's pair among them."""
@@ -196,8 +200,7 @@ class FM(_PairwiseModel):
             self.train(was_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.pooled_dropout(pairwise_sum(gather_rows(self.embedding, x)))  # (B, k), in O(m k)
-        return self.bias + self.first_order(x).sum(1) + pooled @ self.p
+        return self.output(x, pairwise_sum(gather_rows(self.embedding, x)))  # the pair sum in O(m k)
 
 
 class AFM(_PairwiseModel):
@@ -271,24 +274,21 @@ class AFM(_PairwiseModel):
         else:  # every (row, pair) cell, from each row's m embeddings (see share_pairs)
             v = gather_rows(self.embedding, x)  # (B, m, k): the table's gradient gathers B * m rows, not B * P
             if self.fused_cells(x):
-                return self._fused_cell_forward(x, v)
+                return self.output(x, self._fused_cell_pool(v))
             per_row = field_pairs(v, self.pair_rows, self.pair_cols)  # (B, P, k)
             scores = self.pair_scores(per_row)
             attention = self.pair_weights(scores, per_row.shape[:2])
         attention = self.attention_dropout(attention)
-        pooled = torch.bmm(attention.unsqueeze(1), per_row).squeeze(1)  # (B, k)
-        pooled = self.pooled_dropout(pooled)
-        return self.bias + self.first_order(x).sum(1) + pooled @ self.p
+        return self.output(x, torch.bmm(attention.unsqueeze(1), per_row).squeeze(1))  # pooled: (B, k)
 
-    def _fused_cell_forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """forward's every-cell path in afm.kernels: the same function, no (B, P, k) tensor."""
+    def _fused_cell_pool(self, v: torch.Tensor) -> torch.Tensor:
+        """The every-cell path's pooled vector in afm.kernels: the same values, no (B, P, k) tensor."""
         scores = None
         if self.config.attention:
             scores = pair_scores(v, self.pair_rows, self.pair_cols, self.attention_W, self.attention_b,
                                  self.attention_h)
         attention = self.attention_dropout(self.pair_weights(scores, (v.shape[0], self.num_pairs)))
-        pooled = self.pooled_dropout(pair_pool(v, self.pair_rows, self.pair_cols, attention))
-        return self.bias + self.first_order(x).sum(1) + pooled @ self.p
+        return pair_pool(v, self.pair_rows, self.pair_cols, attention)
 
     @torch.no_grad()
     def load_fm_embeddings(self, fm: FM, p_start: str = "ones") -> None:

@@ -6,7 +6,7 @@ from afm import charts
 from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
 from afm.experiments.results import (ablation_table, case_study_table, committed_results, provenance_line,
                                      results_table, settings_note, settings_table, stability_table, sweep_table)
-from afm.experiments.verdict import reference_table, verdict_sentence, verdict_tables
+from afm.experiments.verdict import verdict_sentence, verdict_tables
 from afm.metrics import METRIC_LABELS
 from ui import friendly_errors, selected_pair, show_chart, show_table
 
@@ -88,7 +88,7 @@ def choose_results(kind: str, label: str, command: str):
 name, results = choose_results("verdict", "Verdict results", "python -m afm verdict --dataset frappe")
 if results is not None:
     st.markdown(f"**{verdict_sentence(results)}**")
-    tables = verdict_tables(results)
+    tables = verdict_tables(results, list(COMMITTED.values()))
     show_table(tables["budget"], f"verdict_budget_{name}", "Each side's search budget, and what it chose.")
     show_table(tables["summary"], f"verdict_summary_{name}")
     show_table(tables["comparisons"], f"verdict_comparisons_{name}")
@@ -96,7 +96,7 @@ if results is not None:
         st.caption("Beside the BARS open benchmark (FuxiCTR, Frappe_x1, embedding size 10, logistic loss): the same "
                    "validation and test sizes; their train split is the original, ours is reconstructed. Every "
                    "committed logistic verdict on this data is a pair of columns (embedding size k).")
-        show_table(reference_table(results, list(COMMITTED.values())), f"verdict_reference_{name}")
+        show_table(tables["reference"], f"verdict_reference_{name}")
     with st.popover("Every searched configuration (validation only)"):
         show_table(tables["search"], f"verdict_search_{name}")
 

@@ -266,10 +266,10 @@ def capped_runs(results: dict) -> dict[str, tuple[int, int]]:
     return out
 
 
-def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
+def verdict_tables(results: dict, others: list[dict] = ()) -> dict[str, pd.DataFrame]:
     """A verdict results file as tables: the budget of each side, the test metrics per model (mean, std
     over seeds; the headline metric first), each variant against FM with both intervals (per metric where
-    there are several), and the search (validation only)."""
+    there are several), and the search (validation only). `others`: see reference_table."""
     budget = pd.DataFrame([{"side": side.upper(), **b, "chosen": ", ".join(f"{k}={v}" for k, v in results["chosen"][side].items())}
                            for side, b in results["budget"].items()])
     headline, _ = _headline(results)
@@ -288,7 +288,7 @@ def verdict_tables(results: dict) -> dict[str, pd.DataFrame]:
                    for side, rows in results["search"].items() for row in rows]
     tables = {"budget": budget, "summary": summary, "comparisons": comparisons, "search": pd.DataFrame(search_rows)}
     if headline == "logloss":  # a logistic verdict: beside the field's public leaderboard, where it has the data
-        tables["reference"] = reference_table(results)
+        tables["reference"] = reference_table(results, others)
     return tables
 
 
