@@ -31,6 +31,8 @@ import numba
 import numpy as np
 import torch
 
+from afm.matmul import mm, relu_linear
+
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
 _jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
 BLOCK_CELLS = 512  # cells a block holds: its (k, cells) products and (t, cells) hidden layer stay in cache
@@ -361,17 +363,6 @@ def _cell_products_backward(v, rows, cols, grad, grad_v):
 
 
 @_jit
-def _relu_scores(hidden, b, h, out):
-    """hidden += b in place (BLAS's addmm would first copy b into every row) and the scores from it."""
-    for q in range(hidden.shape[0]):
-        row, score = hidden[q], np.float32(0)
-        for tt in range(h.shape[0]):
-            row[tt] += b[tt]
-            score += h[tt] * max(row[tt], np.float32(0))
-        out[q] = score
-
-
-@_jit
 def _relu_scores_backward(hidden, h, grad, grad_b, grad_h):
     """hidden becomes dL/dhidden (g * h where ReLU is active), in place; b's and h's gradients summed."""
     for q in range(hidden.shape[0]):
@@ -472,36 +463,137 @@ class _PairPool(torch.autograd.Function):
         return grad_v, None, None, grad_a
 
 
-class _PairScoresMatmul(torch.autograd.Function):
+class _CellProducts(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, v, rows, cols, w, b, h):
+    def forward(ctx, v, rows, cols):
+        ctx.save_for_backward(v, rows, cols)
         products = v.new_empty(v.shape[0], rows.shape[0], v.shape[2])
         v_, rows_, cols_, products_ = _np(v), _np(rows), _np(cols), products.numpy()
         _on_threads(_cell_products, [(v_[s], rows_, cols_, products_[s]) for s in _parts(len(v), 16)])
-        hidden = products.view(-1, v.shape[2]) @ w.t()  # (B * P, t); the bias is added below
-        scores = v.new_empty(hidden.shape[0])
-        hidden_, b_, h_, scores_ = hidden.numpy(), _np(b), _np(h), scores.numpy()
-        _on_threads(_relu_scores, [(hidden_[s], b_, h_, scores_[s]) for s in _parts(len(hidden), 256)])
-        ctx.save_for_backward(v, rows, cols, w, h, products, hidden)
-        return scores.view(v.shape[0], rows.shape[0])
+        return products
 
     @staticmethod
     def backward(ctx, grad):
-        v, rows, cols, w, h, products, hidden = ctx.saved_tensors  # hidden is overwritten: one backward only
-        hidden_, h_, grad_ = hidden.numpy(), _np(h), _np(grad).reshape(-1)
+        v, rows, cols = ctx.saved_tensors
+        grad_v = torch.empty_like(v)
+        v_, rows_, cols_, grad_, grad_v_ = _np(v), _np(rows), _np(cols), _np(grad), grad_v.numpy()
+        _on_threads(_cell_products_backward, [(v_[s], rows_, cols_, grad_[s], grad_v_[s]) for s in _parts(len(v), 16)])
+        return grad_v, None, None
+
+
+class _AttentionScores(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, products, w, b, h):
+        hidden = relu_linear(products, w, b)  # (N, t)
+        ctx.save_for_backward(products, w, h, hidden)
+        return hidden @ h
+
+    @staticmethod
+    def backward(ctx, grad):
+        products, w, h, hidden = ctx.saved_tensors  # hidden is overwritten: one backward only
+        hidden_, h_, grad_ = hidden.numpy(), _np(h), _np(grad)
         parts = _parts(len(hidden), 256)
-        sums = [(h.new_zeros(h.shape), torch.zeros_like(h)) for _ in parts]
+        sums = [(torch.zeros_like(h), torch.zeros_like(h)) for _ in parts]
         _on_threads(_relu_scores_backward, [(hidden_[s], h_, grad_[s], *(x.numpy() for x in sum_))
                                             for s, sum_ in zip(parts, sums)])
-        grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))
-        flat = products.view(-1, v.shape[2])
-        grad_w = hidden.t() @ flat
-        grad_products = (hidden @ w).view_as(products)
-        grad_v = torch.empty_like(v)
-        v_, rows_, cols_, grad_products_, grad_v_ = _np(v), _np(rows), _np(cols), grad_products.numpy(), grad_v.numpy()
-        _on_threads(_cell_products_backward, [(v_[s], rows_, cols_, grad_products_[s], grad_v_[s])
-                                              for s in _parts(len(v), 16)])
-        return grad_v, None, None, grad_w, grad_b, grad_h
+        grad_b, grad_h = (sum(xs[1:], xs[0]) for xs in zip(*sums))  # in part order: reproducible
+        return mm(hidden, w), mm(hidden.t(), products), grad_b, grad_h
+
+
+def attention_scores(products, w, b, h) -> torch.Tensor:
+    """h^T ReLU(W x + b) for each row x of products (N, k): (N,), on the CPU in float32. The matmuls go to
+    afm.matmul, the ReLU's and scores' gradients in one pass here."""
+    return _AttentionScores.apply(products, w, b, h)
+
+
+# Pooling from a batch's distinct pair products (the shared path): row r's pooled vector is the sum over its
+# pairs c of a[r, c] * products[inverse[r, c]], read straight from the (U, k) table, where PyTorch's eager
+# path gathers a (B, P, k) tensor, pools it with a batched matmul, and in the backward pass writes a
+# (B, P, k) outer product and scatters it back.
+
+@_jit
+def _shared_pool(products, inverse, a, out):
+    for r in range(inverse.shape[0]):
+        dst = out[r]
+        dst[:] = 0
+        for c in range(inverse.shape[1]):
+            weight, src = a[r, c], products[inverse[r, c]]
+            for kk in range(dst.shape[0]):
+                dst[kk] += weight * src[kk]
+
+
+@_jit
+def _shared_pool_grad_a(products, inverse, grad, grad_a):
+    for r in range(inverse.shape[0]):
+        g = grad[r]
+        for c in range(inverse.shape[1]):
+            src, total = products[inverse[r, c]], np.float32(0)
+            for kk in range(g.shape[0]):
+                total += src[kk] * g[kk]
+            grad_a[r, c] = total
+
+
+@_jit
+def _cells_by_pair(inverse, count, starts, order):
+    """Counting sort of the cells (flat indices into inverse) by distinct pair, cells in order within one:
+    pair u's cells are order[starts[u]:starts[u + 1]]."""
+    starts[:] = 0
+    for cell in range(inverse.shape[0]):
+        starts[inverse[cell] + 1] += 1
+    for u in range(count):
+        starts[u + 1] += starts[u]
+    filled = starts[:-1].copy()
+    for cell in range(inverse.shape[0]):
+        u = inverse[cell]
+        order[filled[u]] = cell
+        filled[u] += 1
+
+
+@_jit
+def _shared_pool_grad_products(order, starts, a, grad, num_pairs, first, grad_products):
+    """grad_products[u] = sum over u's cells of a[cell] * grad[cell's row], for pairs first, first + 1, ...:
+    each pair's sum gathered in cell order, so no two parts write one row and the bits never depend on the
+    thread count."""
+    for n in range(grad_products.shape[0]):
+        u, dst = first + n, grad_products[n]
+        dst[:] = 0
+        for q in range(starts[u], starts[u + 1]):
+            cell = order[q]
+            weight, g = a[cell], grad[cell // num_pairs]
+            for kk in range(dst.shape[0]):
+                dst[kk] += weight * g[kk]
+
+
+class _SharedPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, products, inverse, a):
+        ctx.save_for_backward(products, inverse, a)
+        out = products.new_empty(inverse.shape[0], products.shape[1])
+        products_, inverse_, a_, out_ = _np(products), _np(inverse), _np(a), out.numpy()
+        _on_threads(_shared_pool, [(products_, inverse_[s], a_[s], out_[s]) for s in _parts(len(inverse_), 16)])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        products, inverse, a = ctx.saved_tensors
+        products_, inverse_, a_, grad_ = _np(products), _np(inverse), _np(a), _np(grad)
+        grad_a = torch.empty_like(a)
+        grad_a_ = grad_a.numpy()
+        _on_threads(_shared_pool_grad_a, [(products_, inverse_[s], grad_[s], grad_a_[s])
+                                          for s in _parts(len(inverse_), 16)])
+        starts, order = np.empty(len(products_) + 1, np.int64), np.empty(inverse_.size, np.int64)
+        _cells_by_pair(inverse_.reshape(-1), len(products_), starts, order)
+        grad_products = torch.empty_like(products)
+        grad_products_, a_flat = grad_products.numpy(), a_.reshape(-1)
+        _on_threads(_shared_pool_grad_products,
+                    [(order, starts, a_flat, grad_, inverse_.shape[1], s.start, grad_products_[s])
+                     for s in _parts(len(products_), 16)])
+        return grad_products, None, grad_a
+
+
+def shared_pool(products, inverse, a) -> torch.Tensor:
+    """sum over pairs of a[:, c] * products[inverse[:, c]]: (U, k), (B, P), (B, P) -> (B, k)."""
+    return _SharedPool.apply(products, inverse, a)
 
 
 FUSED_MAX_ATTENTION_FACTOR = 64  # above: the matmuls in BLAS (t = 128 level, t = 256 1.3x the fused cells)
@@ -514,8 +606,10 @@ def fully_fused(attention_factor: int) -> bool:
 
 def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:
     """h^T ReLU(W (v[:, rows] * v[:, cols]) + b): (B, m, k) -> (B, P), on the CPU in float32."""
-    kind = _PairScores if fully_fused(w.shape[0]) else _PairScoresMatmul
-    return kind.apply(v, rows, cols, w, b, h)
+    if fully_fused(w.shape[0]):
+        return _PairScores.apply(v, rows, cols, w, b, h)
+    products = _CellProducts.apply(v, rows, cols)  # (B, P, k)
+    return attention_scores(products.view(-1, v.shape[2]), w, b, h).view(v.shape[0], rows.shape[0])
 
 
 def pair_pool(v, rows, cols, a) -> torch.Tensor:

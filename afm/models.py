@@ -28,7 +28,7 @@ from torch import nn
 
 from afm import settings
 from afm.errors import AFMError
-from afm.kernels import fully_fused, pair_pool, pair_scores
+from afm.kernels import attention_scores, fully_fused, pair_pool, pair_scores, shared_pool
 from afm.ops import field_pairs, gather_rows, pair_products, pairwise_sum
 
 
@@ -249,6 +249,9 @@ class AFM(_PairwiseModel):
         """h^T ReLU(W (v_i*v_j) + b) for each pair product: (..., k) -> (...)."""
         if not self.config.attention:
             return None
+        if self.fused_kernels and products.device.type == "cpu" and products.dtype == torch.float32:
+            flat = products.reshape(-1, products.shape[-1])
+            return attention_scores(flat, self.attention_W, self.attention_b, self.attention_h).view(products.shape[:-1])
         # Not relu_: in place on addmm's output view would make autograd copy it back (CopySlices).
         hidden = F.linear(products, self.attention_W, self.attention_b).relu()  # (..., t), bias fused
         return hidden @ self.attention_h
@@ -270,6 +273,8 @@ class AFM(_PairwiseModel):
             products = self.pair_products(first, second)  # (U, k), each distinct pair once
             scores = self.pair_scores(products)
             attention = self.pair_weights(None if scores is None else scores[inverse], inverse.shape)  # (B, P)
+            if self.fused_cells(x):
+                return self.output(x, shared_pool(products, inverse, self.attention_dropout(attention)))
             per_row = products.index_select(0, inverse.flatten()).view(*inverse.shape, -1)  # (B, P, k)
         else:  # every (row, pair) cell, from each row's m embeddings (see share_pairs)
             v = gather_rows(self.embedding, x)  # (B, m, k): the table's gradient gathers B * m rows, not B * P

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afm.kernels import adagrad_rows, pair_pool, pair_scores
+from afm.kernels import adagrad_rows, attention_scores, pair_pool, pair_scores, shared_pool
 from afm.models import AFM, ModelConfig
 
 
@@ -47,7 +47,8 @@ def values_and_gradients(fn, tensors, upstream):
 # Shapes: few pairs (row groups of many rows) and many (groups of 32 rows); batches that end in a short
 # group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
 @pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3),
-                                              (40, 4, 8, 66), (50, 17, 4, 70)])  # t > 64: the matmuls in BLAS
+                                              (40, 4, 8, 66), (50, 17, 4, 70), (40, 4, 64, 72)])
+# t > 64: the matmuls in afm.matmul, all three in oneDNN at k = 64
 def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
     torch.manual_seed(1)
     v, rows, cols, w, b, h = inputs(batch, fields, k, t)
@@ -66,6 +67,34 @@ def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, 
         assert_close(x, y)
     again = values_and_gradients(lambda: pair_pool(v, rows, cols, a), [v, a], upstream)
     assert all(torch.equal(x, y) for x, y in zip(ours, again))  # the same bits each time
+
+
+@pytest.mark.parametrize("k,t", [(6, 5), (64, 72)])  # PyTorch's matmuls; oneDNN's
+def test_attention_scores_match_autograd_in_value_and_gradient(k, t, threads):
+    _, _, _, w, b, h = inputs(1, 2, k, t)
+    products = torch.randn(300, k, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    upstream = torch.randn(300)
+    ours = values_and_gradients(lambda: attention_scores(products, w, b, h), [products, w, b, h], upstream)
+    plain = values_and_gradients(lambda: F.linear(products, w, b).relu() @ h, [products, w, b, h], upstream)
+    for x, y in zip(ours, plain):
+        assert_close(x, y)
+
+
+def test_pooling_from_distinct_pairs_matches_autograd_and_is_the_same_on_any_thread_count(threads):
+    generator = torch.Generator().manual_seed(0)
+    products = torch.randn(57, 12, generator=generator).requires_grad_()
+    inverse = torch.randint(0, 50, (90, 7), generator=generator)  # pairs 50-56 unused: zero gradient rows
+    a = torch.softmax(torch.randn(90, 7, generator=generator), 1).requires_grad_()
+    upstream = torch.randn(90, 12, generator=generator)
+    ours = values_and_gradients(lambda: shared_pool(products, inverse, a), [products, a], upstream)
+    plain = values_and_gradients(lambda: torch.bmm(a.unsqueeze(1), products[inverse]).squeeze(1), [products, a],
+                                 upstream)
+    for x, y in zip(ours, plain):
+        assert_close(x, y)
+    assert (ours[1][50:] == 0).all() and (ours[1][:50] != 0).any(1).all()
+    torch.set_num_threads(3 - threads)  # the other thread count: each row and each pair is summed in one order
+    other = values_and_gradients(lambda: shared_pool(products, inverse, a), [products, a], upstream)
+    assert all(torch.equal(x, y) for x, y in zip(ours, other))
 
 
 def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():

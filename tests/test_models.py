@@ -155,15 +155,16 @@ def test_sharing_distinct_pairs_or_not_gives_the_same_values_and_gradients(atten
     assert_all_close(results[True], results[False])
 
 
-@pytest.mark.parametrize("attention,t", [(True, 8), (True, 80), (False, 8)])  # t = 80: the matmuls in BLAS
-def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, t):
-    torch.manual_seed(0)
-    model = AFM(ModelConfig("afm", 300, 12, embed_dim=16, attention_factor=t, attention=attention))
+@pytest.mark.parametrize("share", [False, True])  # every cell; each distinct pair once
+@pytest.mark.parametrize("attention,k,t", [(True, 16, 8), (True, 16, 80), (True, 64, 80), (False, 16, 8)])
+def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, k, t, share):
+    torch.manual_seed(0)  # t = 80: the matmuls in afm.matmul (at k = 64 all three in oneDNN)
+    model = AFM(ModelConfig("afm", 300, 12, embed_dim=k, attention_factor=t, attention=attention))
     with torch.no_grad():
         model.embedding.weight.normal_(0, 0.5)
         model.linear.weight.normal_(0, 0.1)
     x = torch.randint(0, 25, (96, 12)) + torch.arange(12) * 25
-    model.share_pairs = False
+    model.share_pairs = share
     assert model.fused_cells(x)
     results = {}
     for fused in (True, False):

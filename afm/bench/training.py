@@ -12,7 +12,8 @@ noise falls on all of them alike; figures are medians. The peers are optional (r
 missing one is reported and skipped.
 
 The limit counts the work done: AFM computes each distinct feature pair of a batch once, so the limit is
-the attention network's three matmuls over the batch's distinct pairs, plus the passes over every (row,
+the attention network's three matmuls over the batch's distinct pairs (at the faster of PyTorch's matmul,
+which calls MKL, and oneDNN's, which ours calls), plus the passes over every (row,
 pair) cell that no implementation avoids (gathering the pair products to the rows and pooling them,
 forward and backward) at the memory bandwidth measured here.
 """
@@ -33,6 +34,7 @@ import torch
 from afm.data import Dataset, Split, load_dataset
 from afm.errors import AFMError
 from afm.models import ModelConfig, build_model
+from afm.matmul import mm
 from afm.training import TrainConfig, build_optimizer, resolve_device, use_sparse_gradients
 
 EMBED_DIM = 256
@@ -283,9 +285,9 @@ def _repeat_timer(fn, window_seconds: float):
 def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows: int, window_seconds: float,
                         device: torch.device = torch.device("cpu")) -> float:
     """Samples/s if a step did only the work no AFM can avoid: the attention network's three matmuls
-    (forward, input and weight gradients) over the batch's U distinct pairs (median U of real batches), and
-    four passes over the B x P x k cells (gather and pool, forward and backward) at the memory bandwidth
-    measured here."""
+    (forward, input and weight gradients) over the batch's U distinct pairs (median U of real batches), at
+    the faster of PyTorch's matmul and oneDNN's (`afm.ops.mm`, which ours uses), and four passes over the
+    B x P x k cells (gather and pool, forward and backward) at the memory bandwidth measured here."""
     m, k, t = len(sizes), case.embed_dim, case.attention_factor
     model = build_model(ModelConfig("afm", sum(sizes), m, embed_dim=1, attention_factor=1))
     ids = torch.as_tensor(rows + _field_offsets(sizes))
@@ -295,9 +297,11 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
         for _ in range(10)))
     products, weight, grad = (torch.randn(shape, device=device) for shape in ((distinct, k), (t, k), (distinct, t)))
 
-    def three_matmuls():
-        products @ weight.T, grad @ weight, grad.T @ products
-        _synchronize(device)
+    def three_matmuls(matmul):
+        def run():
+            matmul(products, weight.T), matmul(grad, weight), matmul(grad.T, products)
+            _synchronize(device)
+        return run
 
     cells = case.batch_size * m * (m - 1) // 2 * k
     source = torch.randn(max(cells, 1 << 24), device=device)
@@ -307,10 +311,11 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
         target.copy_(source)
         _synchronize(device)
 
-    timed = alternated({"matmul": _repeat_timer(three_matmuls, window_seconds),
+    timed = alternated({"torch": _repeat_timer(three_matmuls(torch.mm), window_seconds),
+                        "ops": _repeat_timer(three_matmuls(mm), window_seconds),
                         "copy": _repeat_timer(copy, window_seconds)}, windows)
     seconds_per_cell_pass = timed["copy"] / source.numel()
-    return case.batch_size / (timed["matmul"] + 4 * cells * seconds_per_cell_pass)
+    return case.batch_size / (min(timed["torch"], timed["ops"]) + 4 * cells * seconds_per_cell_pass)
 
 
 def distinct_pair_fraction(rows: np.ndarray, sizes: list[int], batch_size: int, batches: int = 20) -> float:
