@@ -4,18 +4,20 @@ table's touched rows in one pass.
 Where feature pairs do not repeat within a batch (wide click logs, ml-tag), AFM computes every (row, pair)
 cell. In PyTorch's eager operations each step of that (the pair products, the attention network, its
 ReLU, the pooling, and each of their gradients) is a pass over a (B, P, k) or (B, P, t) tensor in memory.
-Here a cell's product, hidden layer and gradients stay in cache and registers. Two operations, autograd
-Functions:
+Here a cell's product, hidden layer and gradients stay in cache and registers. Autograd Functions:
 
 - `pair_scores(v, rows, cols, W, b, h)`: h^T ReLU(W (v_i * v_j) + b) for every cell, (B, m, k) -> (B, P);
-- `pair_pool(v, rows, cols, a)`: sum over cells of a_c (v_i * v_j), (B, m, k), (B, P) -> (B, k).
+- `pair_pool(v, rows, cols, a)`: sum over cells of a_c (v_i * v_j), (B, m, k), (B, P) -> (B, k);
+- `attention_scores(products, W, b, h)`: the scores of given pair products (N, k) -> (N,), its matmuls in
+  `afm.matmul` (the shared path's distinct pairs, and `pair_scores` for a large attention network);
+- `shared_pool(products, inverse, a)`: the pooling from a batch's distinct pair products, (U, k) -> (B, k).
 
-Three layouts. Many pairs (wide data): a group of 32 rows is transposed so the rows are the vector axis,
-and blocks of those rows x a few pairs (about BLOCK_CELLS cells) go through every step in cache; the
-backward pass recomputes a block's hidden layer. Few pairs (ml-tag's 3): one cell at a time, vectorised
-along k, its hidden layer kept for the backward pass. A large attention network (t > 64): the three
-matmuls in PyTorch's BLAS, which runs them near the core's peak, and one kernel pass for each step around
-them.
+`pair_scores` has three layouts. Many pairs (wide data): a group of 32 rows is transposed so the rows are
+the vector axis, and blocks of those rows x a few pairs (about BLOCK_CELLS cells) go through every step in
+cache; the backward pass recomputes a block's hidden layer. Few pairs (ml-tag's 3): one cell at a time,
+vectorised along k, its hidden layer kept for the backward pass. A large attention network (t > 64, or
+k and t both 64 or more where oneDNN is here): the cells' products in one kernel pass, then
+`attention_scores`, whose three matmuls run at the core's speed (`afm.matmul`).
 
 They give the values and gradients of the plain expressions up to float summation order
 (`tests/test_kernels.py`, against autograd). A batch is split across PyTorch's intra-op thread count (the
@@ -31,7 +33,7 @@ import numba
 import numpy as np
 import torch
 
-from afm.matmul import mm, relu_linear
+from afm.matmul import ONEDNN, ONEDNN_MIN_DIM, mm, relu_linear
 
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
 _jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
@@ -336,8 +338,8 @@ def _row_pool_backward(v, rows, cols, a, grad, grad_v, grad_a):
                 gj[kk] += weight * g[kk] * vi[kk]
 
 
-# A large attention network (t > FUSED_MAX_ATTENTION_FACTOR): its three matmuls go to PyTorch's BLAS, which
-# runs them near the core's peak, and these kernels do every pass around them once.
+# A large attention network (see fully_fused): the cells' products here, then attention_scores, whose three
+# matmuls go to afm.matmul and whose ReLU, h and b gradients take one pass here.
 
 @_jit
 def _cell_products(v, rows, cols, out):
@@ -596,17 +598,20 @@ def shared_pool(products, inverse, a) -> torch.Tensor:
     return _SharedPool.apply(products, inverse, a)
 
 
-FUSED_MAX_ATTENTION_FACTOR = 64  # above: the matmuls in BLAS (t = 128 level, t = 256 1.3x the fused cells)
+FUSED_MAX_ATTENTION_FACTOR = 64  # above, the matmuls in afm.matmul win even on MKL (t = 128 level in an
+# earlier round, t = 256 1.3x); at or below it too where they go to oneDNN: 1.3-2.0x at t = 64, k = 64-256
 
 
-def fully_fused(attention_factor: int) -> bool:
-    """Whether every step of a cell runs in these kernels (a small attention network)."""
-    return attention_factor <= FUSED_MAX_ATTENTION_FACTOR
+def fully_fused(embed_dim: int, attention_factor: int) -> bool:
+    """Whether every step of a cell runs in these kernels: a small attention network whose matmuls would
+    not go to oneDNN (at k = 16, t = 64 the kernels were 1.14x the matmuls on MKL)."""
+    onednn_sizes = ONEDNN and min(embed_dim, attention_factor) >= ONEDNN_MIN_DIM
+    return attention_factor <= FUSED_MAX_ATTENTION_FACTOR and not onednn_sizes
 
 
 def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:
     """h^T ReLU(W (v[:, rows] * v[:, cols]) + b): (B, m, k) -> (B, P), on the CPU in float32."""
-    if fully_fused(w.shape[0]):
+    if fully_fused(w.shape[1], w.shape[0]):
         return _PairScores.apply(v, rows, cols, w, b, h)
     products = _CellProducts.apply(v, rows, cols)  # (B, P, k)
     return attention_scores(products.view(-1, v.shape[2]), w, b, h).view(v.shape[0], rows.shape[0])

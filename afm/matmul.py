@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 ONEDNN_MIN_DIM = 64  # oneDNN where both output dims are at least this: measured 1.3-2.4x MKL at 64 to 256;
 # a (16, 16) weight gradient over 30,000 rows ran at 0.54x
 SLICE_ROWS = 512  # a weight gradient's long reduction, in slices that stay in cache
@@ -19,7 +19,7 @@ SLICE_ROWS = 512  # a weight gradient's long reduction, in slices that stay in c
 
 def onednn(x: torch.Tensor, out_rows: int, out_cols: int) -> bool:
     """Whether a matmul with this input and output size goes to oneDNN."""
-    return (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
+    return (ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
             and min(out_rows, out_cols) >= ONEDNN_MIN_DIM)
 
 

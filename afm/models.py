@@ -240,7 +240,7 @@ class AFM(_PairwiseModel):
         first, _, inverse = self.distinct_pairs(x)
         repeated = 1.0 - first.numel() / max(inverse.numel(), 1)
         per_cell = config.embed_dim * ((config.attention_factor if config.attention else 0) + 1)
-        cheap_cells = self.fused_cells(x) and (not config.attention or fully_fused(config.attention_factor))
+        cheap_cells = self.fused_cells(x) and (not config.attention or fully_fused(config.embed_dim, config.attention_factor))
         cost = self.SHARE_COST_FUSED if cheap_cells else self.SHARE_COST
         self.share_pairs = repeated * per_cell > cost
         return self.share_pairs

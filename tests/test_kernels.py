@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afm.kernels import adagrad_rows, attention_scores, pair_pool, pair_scores, shared_pool
+from afm.kernels import adagrad_rows, attention_scores, fully_fused, pair_pool, pair_scores, shared_pool
+from afm.matmul import ONEDNN
 from afm.models import AFM, ModelConfig
 
 
@@ -47,8 +48,8 @@ def values_and_gradients(fn, tensors, upstream):
 # Shapes: few pairs (row groups of many rows) and many (groups of 32 rows); batches that end in a short
 # group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
 @pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3),
-                                              (40, 4, 8, 66), (50, 17, 4, 70), (40, 4, 64, 72)])
-# t > 64: the matmuls in afm.matmul, all three in oneDNN at k = 64
+                                              (40, 4, 8, 66), (50, 17, 4, 70), (40, 4, 64, 72), (30, 5, 64, 64)])
+# t > 64 (and k = t = 64 with oneDNN): the matmuls in afm.matmul, all three in oneDNN where k and t are 64+
 def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
     torch.manual_seed(1)
     v, rows, cols, w, b, h = inputs(batch, fields, k, t)
@@ -95,6 +96,11 @@ def test_pooling_from_distinct_pairs_matches_autograd_and_is_the_same_on_any_thr
     torch.set_num_threads(3 - threads)  # the other thread count: each row and each pair is summed in one order
     other = values_and_gradients(lambda: shared_pool(products, inverse, a), [products, a], upstream)
     assert all(torch.equal(x, y) for x, y in zip(ours, other))
+
+
+def test_small_attention_networks_run_wholly_in_the_kernels_unless_onednn_takes_their_matmuls():
+    assert fully_fused(256, 16) and fully_fused(16, 64) and not fully_fused(16, 65)
+    assert fully_fused(64, 64) != ONEDNN and fully_fused(256, 63)
 
 
 def test_a_nan_embedding_shows_in_the_scores_and_the_pooling():
