@@ -33,7 +33,7 @@ import numba
 import numpy as np
 import torch
 
-from afm.matmul import ONEDNN, ONEDNN_MIN_DIM, mm, relu_linear
+from afm.matmul import mm, onednn_sizes, relu_linear
 
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
 _jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
@@ -492,7 +492,11 @@ class _AttentionScores(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        products, w, h, hidden = ctx.saved_tensors  # hidden is overwritten: one backward only
+        if getattr(ctx, "hidden_spent", False):  # retain_graph and a second backward: say so, not a wrong answer
+            raise RuntimeError("attention_scores takes one backward pass per forward (its hidden layer becomes "
+                               "the gradient in place)")
+        ctx.hidden_spent = True
+        products, w, h, hidden = ctx.saved_tensors
         hidden_, h_, grad_ = hidden.numpy(), _np(h), _np(grad)
         parts = _parts(len(hidden), 256)
         sums = [(torch.zeros_like(h), torch.zeros_like(h)) for _ in parts]
@@ -605,8 +609,7 @@ FUSED_MAX_ATTENTION_FACTOR = 64  # above, the matmuls in afm.matmul win even on 
 def fully_fused(embed_dim: int, attention_factor: int) -> bool:
     """Whether every step of a cell runs in these kernels: a small attention network whose matmuls would
     not go to oneDNN (at k = 16, t = 64 the kernels were 1.14x the matmuls on MKL)."""
-    onednn_sizes = ONEDNN and min(embed_dim, attention_factor) >= ONEDNN_MIN_DIM
-    return attention_factor <= FUSED_MAX_ATTENTION_FACTOR and not onednn_sizes
+    return attention_factor <= FUSED_MAX_ATTENTION_FACTOR and not onednn_sizes(embed_dim, attention_factor)
 
 
 def pair_scores(v, rows, cols, w, b, h) -> torch.Tensor:

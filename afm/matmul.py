@@ -17,10 +17,14 @@ ONEDNN_MIN_DIM = 64  # oneDNN where both output dims are at least this: measured
 SLICE_ROWS = 512  # a weight gradient's long reduction, in slices that stay in cache
 
 
+def onednn_sizes(out_rows: int, out_cols: int) -> bool:
+    """Whether a CPU float32 matmul with this output size goes to oneDNN."""
+    return ONEDNN and min(out_rows, out_cols) >= ONEDNN_MIN_DIM
+
+
 def onednn(x: torch.Tensor, out_rows: int, out_cols: int) -> bool:
     """Whether a matmul with this input and output size goes to oneDNN."""
-    return (ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
-            and min(out_rows, out_cols) >= ONEDNN_MIN_DIM)
+    return x.device.type == "cpu" and x.dtype == torch.float32 and onednn_sizes(out_rows, out_cols)
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> torch.Tensor:

@@ -81,6 +81,14 @@ def test_attention_scores_match_autograd_in_value_and_gradient(k, t, threads):
         assert_close(x, y)
 
 
+def test_a_second_backward_through_the_attention_scores_is_refused_not_wrong():
+    _, _, _, w, b, h = inputs(1, 2, 6, 5)
+    scores = attention_scores(torch.randn(20, 6, requires_grad=True), w, b, h)
+    scores.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass"):
+        scores.sum().backward()
+
+
 def test_pooling_from_distinct_pairs_matches_autograd_and_is_the_same_on_any_thread_count(threads):
     generator = torch.Generator().manual_seed(0)
     products = torch.randn(57, 12, generator=generator).requires_grad_()
