@@ -23,7 +23,7 @@ They give the values and gradients of the plain expressions up to float summatio
 (`tests/test_kernels.py`, against autograd). A batch is split across PyTorch's intra-op thread count (the
 kernels release the GIL); each part sums its own W, b and h gradients and the parts are added in a fixed
 order, so a run is reproducible for a given thread count, as the rest of training is. numba caches the
-compiled kernels beside this file (3 s to compile on first use, 0.3 s to load after).
+compiled kernels beside this file (about 5 s to compile them all on first use, 0.3 s to load after).
 """
 from __future__ import annotations
 
