@@ -230,7 +230,8 @@ class AFM(_PairwiseModel):
     fused_kernels = True  # the every-cell path on the CPU in afm.kernels (tests compare it with PyTorch's)
 
     def fused_cells(self, x: torch.Tensor) -> bool:
-        """Whether the every-cell path runs in afm.kernels for this input (CPU, float32)."""
+        """Whether this model's work on x (ids or pair products, on its device) runs in afm.kernels: CPU,
+        float32."""
         return self.fused_kernels and x.device.type == "cpu" and self.embedding.weight.dtype == torch.float32
 
     @torch.no_grad()
@@ -249,7 +250,7 @@ class AFM(_PairwiseModel):
         """h^T ReLU(W (v_i*v_j) + b) for each pair product: (..., k) -> (...)."""
         if not self.config.attention:
             return None
-        if self.fused_kernels and products.device.type == "cpu" and products.dtype == torch.float32:
+        if self.fused_cells(products):
             flat = products.reshape(-1, products.shape[-1])
             return attention_scores(flat, self.attention_W, self.attention_b, self.attention_h).view(products.shape[:-1])
         # Not relu_: in place on addmm's output view would make autograd copy it back (CopySlices).

@@ -286,7 +286,7 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
                         device: torch.device = torch.device("cpu")) -> float:
     """Samples/s if a step did only the work no AFM can avoid: the attention network's three matmuls
     (forward, input and weight gradients) over the batch's U distinct pairs (median U of real batches), at
-    the faster of PyTorch's matmul and oneDNN's (`afm.ops.mm`, which ours uses), and four passes over the
+    the faster of PyTorch's matmul and oneDNN's (`afm.matmul.mm`, which ours uses), and four passes over the
     B x P x k cells (gather and pool, forward and backward) at the memory bandwidth measured here."""
     m, k, t = len(sizes), case.embed_dim, case.attention_factor
     model = build_model(ModelConfig("afm", sum(sizes), m, embed_dim=1, attention_factor=1))
@@ -312,10 +312,10 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
         _synchronize(device)
 
     timed = alternated({"torch": _repeat_timer(three_matmuls(torch.mm), window_seconds),
-                        "ops": _repeat_timer(three_matmuls(mm), window_seconds),
+                        "afm.matmul": _repeat_timer(three_matmuls(mm), window_seconds),
                         "copy": _repeat_timer(copy, window_seconds)}, windows)
     seconds_per_cell_pass = timed["copy"] / source.numel()
-    return case.batch_size / (min(timed["torch"], timed["ops"]) + 4 * cells * seconds_per_cell_pass)
+    return case.batch_size / (min(timed["torch"], timed["afm.matmul"]) + 4 * cells * seconds_per_cell_pass)
 
 
 def distinct_pair_fraction(rows: np.ndarray, sizes: list[int], batch_size: int, batches: int = 20) -> float:
