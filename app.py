@@ -4,18 +4,28 @@ older multipage mode, which ignores st.navigation on a deep link). Every page ca
 and charts and computes nothing itself."""
 import streamlit as st
 
-from afm.explain import decompose
-from afm.provenance import git_state
-from afm.registry import registry_table
-from afm.statistics import describe_spread, pair_statistics
-from afm import charts
-from ui import (cached_explanation, entries, friendly_errors, load_entry, show_chart, show_registry_problems, show_table,
-                sidebar, stability_note)
+from afm.core.provenance import git_state
+from afm.explain import charts
+from afm.explain.parts import decompose
+from afm.explain.statistics import describe_spread, pair_statistics
+from afm.store.registry import registry_table
+from ui import (
+    cached_explanation,
+    entries,
+    friendly_errors,
+    load_entry,
+    show_chart,
+    show_registry_problems,
+    show_table,
+    sidebar,
+    null_line,
+    stability_note,
+)
 
 
 def importance_picture():
     """The selected model's field pairs by mean |contribution| on the test split, and how stable that is."""
-    chosen = st.session_state["selection"].afm or st.session_state["selection"].fm
+    chosen = st.session_state["selection"].explained or st.session_state["selection"].baseline
     model, dataset, key = load_entry(chosen)
     if model is None:
         st.info("No model yet: train one on the Train page.")
@@ -25,8 +35,9 @@ def importance_picture():
     show_chart(charts.pair_bars(labels, table.mean_abs_contribution, f"Which field pairs matter most in {chosen.name} "
                                 f"({dataset.name}, test split)", "mean |contribution|", top=12), "home_pairs")
     note = stability_note(chosen)
-    st.caption((note + " " if note else "") + "Whether this survives retraining: the page Which interactions "
-               "matter?")
+    null = null_line(chosen, "contribution")
+    st.caption(" ".join(line for line in (note, null) if line) + " Whether this survives retraining, and what the "
+               "null and the data alone would show: the page Which interactions matter?")
 
 
 def home():
@@ -40,7 +51,7 @@ def home():
     st.latex(r"\hat y = w_0 + \sum_i w_i + p^\top \sum_{i<j} a_{ij}\,(v_i \odot v_j), \qquad "
              r"a_{ij} = \operatorname{softmax}_{(i,j)}\; h^\top \mathrm{ReLU}(W (v_i \odot v_j) + b)")
     with friendly_errors():
-        model, dataset, _ = load_entry(st.session_state["selection"].afm)
+        model, dataset, _ = load_entry(st.session_state["selection"].explained)
         if model is not None:
             parts = decompose(model.model, dataset, "test", 0)
             top = parts["pairs"][0]
@@ -51,7 +62,7 @@ def home():
                      rf"\underbrace{{{parts['pairs_total']:+.3f}}}_{{\text{{{len(parts['pairs'])} pairs}}}} = {parts['prediction']:+.3f}")
             spread = model.meta.get("attention_spread")
             if spread:
-                (st.warning if spread["degenerate"] else st.caption)(describe_spread(spread, "afm") + " (validation split).")
+                (st.warning if spread["degenerate"] else st.caption)(describe_spread(spread, model.model.config) + " (validation split).")
             st.caption(f"The largest pair term is {top['feature_a']} x {top['feature_b']}: attention "
                        f"{top['attention']:.3f} times interaction {top['interaction']:+.3f} = {top['contribution']:+.3f}. "
                        "FM would give every pair weight 1.")

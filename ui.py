@@ -1,5 +1,5 @@
-"""The Streamlit glue every page shares: the model choice in the sidebar, the selected FM/AFM pair with its
-data (`selected_pair`), cached loading of models, data and explanations, and helpers that show charts
+"""The Streamlit glue every page shares: the model choice in the sidebar (the model the pages explain and
+the baseline it is compared with; AFM and FM by default), the selected pair with its data (`selected_pair`), cached loading of models, data and explanations, and helpers that show charts
 (PNG download in the chart toolbar) and tables (CSV download). Computation stays in `afm/`; this module
 only caches and arranges. app.py holds the page list (st.navigation)."""
 from __future__ import annotations
@@ -11,15 +11,18 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from afm.agreement import SetComparison, compare_models
-from afm.checkpoints import LoadedModel, load_model
-from afm.compare import paired_errors
+from afm.core.errors import AFMError
 from afm.data import Dataset, load_dataset
-from afm.errors import AFMError
-from afm.explain import SplitExplanation, explain_split
-from afm.registry import ModelEntry, models_dir, scan_models
+from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_models, noise_ceiling
+from afm.explain.compare import paired_errors
+from afm.explain.parts import SplitExplanation, explain_split
+from afm.data.permuted import is_null
+from afm.models import AFM_KIND, FM_KIND, family
+from afm.store.checkpoints import LoadedModel, load_model
+from afm.store.registry import ModelEntry, models_dir, scan_models
 
 PENDING = "pending_selection"  # a page asks the sidebar to select models on the next run
+NOISE_DRAWS = 5
 
 
 @contextmanager
@@ -52,28 +55,83 @@ def cached_explanation(key: str, split: str, _model, _dataset: Dataset) -> Split
     return explain_split(_model, _dataset, split)
 
 
-@st.cache_data(show_spinner="Comparing FM and AFM instance by instance...", max_entries=16)
-def cached_errors(fm_key: str, afm_key: str, split: str, _fm, _afm, _dataset: Dataset) -> pd.DataFrame:
-    return paired_errors(_fm, _afm, _dataset, split)
+@st.cache_data(show_spinner="Comparing the two models instance by instance...", max_entries=16)
+def cached_errors(baseline_key: str, explained_key: str, split: str, _baseline, _explained, _dataset: Dataset) -> pd.DataFrame:
+    return paired_errors(_baseline, _explained, _dataset, split)
 
 
 @st.cache_resource(show_spinner="Measuring every field pair in every model (function-level too)...", max_entries=8)
 def cached_comparison(keys: tuple, split: str, sample: int | None, references: int, _models: dict, _dataset: Dataset,
-                      _sets: dict) -> SetComparison:
-    return compare_models(_models, _dataset, split, sample, references, sets=_sets)
+                      _sets: dict, _nulls: dict | None = None, noise_draws: int = 0,
+                      measures: tuple = FAST_MEASURES) -> SetComparison:
+    return compare_models(_models, _dataset, split, sample, references, sets=_sets, null_models=_nulls,
+                          noise_draws=noise_draws, measures=measures)
 
 
 def compare_entries(chosen: list[ModelEntry], split: str = "test", sample: int | None = 2000,
-                    references: int = 16) -> SetComparison:
-    """The set comparison of registry entries (all of one dataset), cached by their keys."""
+                    references: int = 16, nulls: list[ModelEntry] = (), noise_draws: int = 0,
+                    measures: tuple = FAST_MEASURES) -> SetComparison:
+    """The set comparison of registry entries (all of one dataset), cached by their keys; null entries
+    (permuted labels) are measured on the same rows."""
     loaded = {e.name: load_entry(e) for e in chosen}
     fingerprints = {data.fingerprint for _, data, _ in loaded.values()}
     if len(fingerprints) > 1:
         raise AFMError("the chosen models were trained on different data; compare models of one dataset")
     dataset = next(iter(loaded.values()))[1]
-    keys = tuple(key for _, _, key in loaded.values())
+    null_models = {e.name: load_entry(e)[0].model for e in nulls}
+    keys = tuple(key for _, _, key in loaded.values()) + tuple(model_key(e) for e in nulls)
     return cached_comparison(keys, split, sample, references, {n: m.model for n, (m, _, _) in loaded.items()},
-                             dataset, {e.name: e.set_dir.name if e.set_dir else "" for e in chosen})
+                             dataset, {e.name: e.set_dir.name if e.set_dir else "" for e in chosen},
+                             null_models or None, noise_draws, tuple(measures))
+
+
+@st.cache_data(show_spinner="Measuring one model over fresh draws (the noise ceiling)...", max_entries=16)
+def _noise(key: str, split: str, sample: int | None, references: int, measures: tuple, _model,
+           _dataset: Dataset) -> pd.DataFrame:
+    ceiling = noise_ceiling(_model, _dataset, split, sample, references, NOISE_DRAWS, measures=measures)
+    return ceiling[["measure", "mean_spearman"]].rename(columns={"mean_spearman": "noise_ceiling"})
+
+
+def noise_for(entry: ModelEntry, split: str, sample: int | None, references: int, measures=FAST_MEASURES):
+    """Per measure, how far this model agrees with itself over NOISE_DRAWS fresh draws."""
+    loaded, dataset, key = load_entry(entry)
+    return _noise(key, split, sample, references, tuple(measures), loaded.model, dataset)
+
+
+def model_label(loaded: LoadedModel) -> str:
+    """The family's label, and "(null)" for a model trained on permuted labels."""
+    return loaded.model.config.label + (" (null)" if is_null(loaded.meta.get("data", {}).get("source")) else "")
+
+
+def same_settings(loaded: LoadedModel) -> dict:
+    """The settings a saved model was trained with, as overrides for training another like it."""
+    model = {k: v for k, v in loaded.meta["model"].items() if k not in ("kind", "num_features", "num_fields")}
+    return {k: v for k, v in {**loaded.meta.get("training", {}), **model}.items() if family(loaded.model.config.kind).takes(k)}
+
+
+def null_entries(entry: ModelEntry | None) -> list[ModelEntry]:
+    """The null models (permuted labels) for a model: those of its dataset and family, the set's first."""
+    if entry is None:
+        return []
+    nulls = [e for e in entries() if e.null and e.data_source == entry.data_source and e.kind == entry.kind]
+    sets = sorted({e.set_dir for e in nulls if e.set_dir}, key=str)
+    return [e for e in nulls if e.set_dir == sets[0]] if sets else nulls
+
+
+def null_line(entry: ModelEntry | None, measure: str, top: int = 3) -> str | None:
+    """One line for a single model's picture: do its top pairs beat the null? None without a null."""
+    nulls = null_entries(entry) if entry is not None and not entry.null else []
+    if not nulls:
+        return None
+    comparison = compare_entries([entry], "test", sample=500, references=8, nulls=nulls)
+    bands = comparison.bands[comparison.bands.measure == measure].sort_values("median", ascending=False).head(top)
+    if bands.empty or "beats_null" not in bands:
+        return None
+    beating = [f"{a} x {b}" for a, b, beats in zip(bands.field_a, bands.field_b, bands.beats_null)
+               if beats == 1]  # NaN (no null value for the pair) is not beating it
+    null_set = nulls[0].set_dir.name if nulls[0].set_dir else nulls[0].name
+    return (f"Against {len(nulls)} null models ({null_set}, permuted labels): {len(beating)} of its top {len(bands)} "
+            f"pairs by {measure} beat the null's 90th percentile" + (f" ({', '.join(beating)})." if beating else "."))
 
 
 def stability_note(entry: ModelEntry | None, measure: str = "attention") -> str | None:
@@ -84,7 +142,7 @@ def stability_note(entry: ModelEntry | None, measure: str = "attention") -> str 
     if len(members) < 2:
         return None
     comparison = compare_entries(members, "test", sample=500, references=8)
-    return comparison.stability_line(measure if entry.kind == "afm" else "contribution")
+    return comparison.stability_line(measure if family(entry.kind).attention else "contribution")
 
 
 def dataset_of(loaded: LoadedModel) -> Dataset:
@@ -102,10 +160,10 @@ def load_entry(entry: ModelEntry | None):
 
 @dataclass
 class Selection:
-    """The FM and AFM chosen in the sidebar."""
+    """The two models chosen in the sidebar: the one the pages explain, and the baseline it is compared with."""
 
-    fm: ModelEntry | None
-    afm: ModelEntry | None
+    baseline: ModelEntry | None
+    explained: ModelEntry | None
 
 
 def entries() -> list[ModelEntry]:
@@ -121,46 +179,49 @@ def show_registry_problems() -> None:
 
 
 def selection() -> Selection:
-    """The FM and AFM chosen in the sidebar (app.py draws it before every page)."""
+    """The two models chosen in the sidebar (app.py draws it before every page)."""
     return st.session_state.get("selection") or Selection(None, None)
 
 
 @dataclass
 class ModelPair:
-    """The selected FM and AFM, loaded once with the data they were trained on; pages ask it for models,
-    errors and explanations instead of loading each themselves."""
+    """The selected baseline and explained model, loaded once with the data they were trained on; pages ask
+    it for models, errors and explanations instead of loading each themselves."""
 
-    fm: LoadedModel | None
-    afm: LoadedModel | None
-    dataset: Dataset | None  # AFM's data, else FM's
-    fm_key: str | None
-    afm_key: str | None
+    baseline: LoadedModel | None
+    explained: LoadedModel | None
+    dataset: Dataset | None  # the explained model's data, else the baseline's
+    baseline_key: str | None
+    explained_key: str | None
     same_data: bool  # both selected and trained on the same rows
 
     @property
     def model(self) -> LoadedModel | None:
-        """The model a single-model view explains: AFM where there is one."""
-        return self.afm if self.afm is not None else self.fm
+        """The model a single-model view explains: the explained one where there is one."""
+        return self.explained if self.explained is not None else self.baseline
 
     @property
     def model_key(self) -> str | None:
-        return self.afm_key if self.afm is not None else self.fm_key
+        return self.explained_key if self.explained is not None else self.baseline_key
 
     def errors(self, split: str) -> pd.DataFrame:
-        return cached_errors(self.fm_key, self.afm_key, split, self.fm.model, self.afm.model, self.dataset)
+        """Per-instance errors, the baseline's as `fm_*` columns and the explained model's as `afm_*`."""
+        return cached_errors(self.baseline_key, self.explained_key, split, self.baseline.model, self.explained.model,
+                             self.dataset)
 
     def explanation(self, split: str, which: str | None = None) -> SplitExplanation:
-        loaded, key = (self.fm, self.fm_key) if which == "fm" else (self.model, self.model_key)
+        loaded, key = (self.baseline, self.baseline_key) if which == "baseline" else (self.model, self.model_key)
         return cached_explanation(key, split, loaded.model, self.dataset)
 
 
 def selected_pair() -> ModelPair:
-    """The sidebar's FM and AFM with their data. FM's data is used when only FM is chosen."""
+    """The sidebar's two models with their data; the baseline's data where only it is chosen."""
     chosen = selection()
-    fm, fm_data, fm_key = load_entry(chosen.fm)
-    afm, afm_data, afm_key = load_entry(chosen.afm)
-    same = fm is not None and afm is not None and fm_data.fingerprint == afm_data.fingerprint
-    return ModelPair(fm, afm, afm_data if afm is not None else fm_data, fm_key, afm_key, same)
+    baseline, baseline_data, baseline_key = load_entry(chosen.baseline)
+    explained, explained_data, explained_key = load_entry(chosen.explained)
+    same = baseline is not None and explained is not None and baseline_data.fingerprint == explained_data.fingerprint
+    return ModelPair(baseline, explained, explained_data if explained is not None else baseline_data, baseline_key,
+                     explained_key, same)
 
 
 def _choose(label: str, options: list[str], store: str, **kw) -> str | None:
@@ -173,27 +234,38 @@ def _choose(label: str, options: list[str], store: str, **kw) -> str | None:
     return value
 
 
+# The sidebar's two slots: (role, label, the family it starts on, help)
+SLOTS = (("explained", "Model", AFM_KIND, "The model the pages explain."),
+         ("baseline", "Baseline", FM_KIND, "The model it is compared with (FM vs AFM, the Instance explorer's "
+                                           "second view)."))
+
+
 def sidebar() -> Selection:
-    """Dataset, FM and AFM choices."""
+    """Dataset, then the explained model and its baseline: any two models of the dataset, of any family."""
     all_entries = entries()
     pending = st.session_state.pop(PENDING, None)
-    for kind, name in (pending or {}).items():
+    for role, name in (pending or {}).items():
         entry = next((e for e in all_entries if e.name == name), None)
         if entry:
-            st.session_state["chosen_dataset"], st.session_state[f"chosen_{kind}"] = entry.dataset, name
+            st.session_state["chosen_dataset"], st.session_state[f"chosen_{role}"] = entry.dataset, name
     st.sidebar.header("Models")
     datasets = sorted({e.dataset for e in all_entries}) or ["synthetic"]
     if st.session_state.get("chosen_dataset") not in datasets:
         st.session_state["chosen_dataset"] = "synthetic" if "synthetic" in datasets else datasets[0]
     dataset = _choose("Dataset", datasets, "chosen_dataset", help="Models are listed for the dataset they were trained on.")
+    here = [e for e in all_entries if e.dataset == dataset]
+    labels = {e.name: f"{e.name} ({family(e.kind).label}{', null' if e.null else ''})" for e in here}
     chosen = {}
-    for kind in ("fm", "afm"):
-        names = [e.name for e in all_entries if e.kind == kind and e.dataset == dataset]
-        name = _choose(kind.upper(), names, f"chosen_{kind}", placeholder="no model yet: train one",
-                       help=f"The {kind.upper()} model the pages explain.")
-        chosen[kind] = next((e for e in all_entries if e.name == name), None)
+    for role, label, first_family, help_text in SLOTS:
+        by_name = {e.name: e for e in here}
+        names = sorted(labels, key=lambda n: (by_name[n].kind != first_family, by_name[n].null))  # stable
+        if st.session_state.get(f"chosen_{role}") not in names and names:
+            st.session_state[f"chosen_{role}"] = names[0]
+        name = _choose(label, names, f"chosen_{role}", placeholder="no model yet: train one", help=help_text,
+                       format_func=labels.get)
+        chosen[role] = next((e for e in here if e.name == name), None)
     st.sidebar.caption(f"Registry: `{models_dir()}`")
-    return Selection(chosen["fm"], chosen["afm"])
+    return Selection(chosen["baseline"], chosen["explained"])
 
 
 def show_chart(fig, name: str) -> None:

@@ -3,17 +3,19 @@ import json
 
 import streamlit as st
 
-from afm import charts
+from afm.core.errors import AFMError
+from afm.core.settings import BY_NAME
 from afm.data import dataset_status
+from afm.data.sources import BY_NAME as SOURCES
 from afm.data.tabular import csv_columns
-from afm.errors import AFMError
-from afm.jobs import TrainingJob
-from afm.modelsets import is_set_dir, member_for_seed
-from afm.registry import delete_model, new_model_path, registry_table, rename_model
-from afm.settings import BY_NAME, widgets
-from afm.uploads import store_upload
-from afm.workflows import import_and_save, run_settings
-from afm.training import available_devices
+from afm.explain import charts
+from afm.models.families import FAMILIES, family, widgets
+from afm.store.modelsets import is_set_dir, member_for_seed
+from afm.store.registry import delete_model, new_model_path, registry_table, rename_model
+from afm.store.uploads import store_upload
+from afm.training.jobs import TrainingJob
+from afm.training.loop import available_devices
+from afm.training.workflows import import_and_save, run_settings
 from ui import PENDING, cached_dataset, entries, friendly_errors, show_chart, show_registry_problems, show_table
 
 st.title("Train")
@@ -23,17 +25,16 @@ st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). D
 def choose_source():
     """The data source as a `load_dataset` argument (a JSON-able spec), or None when it is unavailable."""
     status = {row["name"]: row for row in dataset_status()}
-    kind = st.radio("Data", ["synthetic", "wide", "frappe", "movielens", "your CSV file"], horizontal=True,
-                    key="train_data", help="wide: our click-log-shaped data, 24 fields with long-tailed values and "
-                                            "three planted pairs")
-    if kind in ("frappe", "movielens"):
+    kind = st.radio("Data", [*status, "your CSV file"], horizontal=True, key="train_data",
+                    help="; ".join(f"{name}: {SOURCES[name].summary}" for name in status))
+    if kind in status and not SOURCES[kind].generated:
         if not status[kind]["available"]:
             st.info(f"{kind.capitalize()} is not on this machine. Its licence forbids redistribution, so fetch it "
                     f"from the public source yourself: `{status[kind]['get']}` (or set `AFM_DATA_DIR` to a "
                     "folder that has it).")
             return None
-        return {"frappe": {"kind": "frappe"}, "movielens": {"kind": "movielens"}}[kind]
-    if kind in ("synthetic", "wide"):
+        return {"kind": kind}
+    if kind in status:  # generated here, from a seed
         return {"kind": kind, "seed": int(st.number_input("Data seed", 0, 10_000, 0, key="train_seed"))}
     upload = st.file_uploader("CSV file: categorical columns and a target", type=["csv", "tsv", "txt"])
     if upload is None:
@@ -51,7 +52,7 @@ def choose_parameters(dataset, kind: str) -> dict:
     values = {}
     with st.expander("Hyperparameters", expanded=False):
         cols = st.columns(3)
-        for i, s in enumerate(widgets(kind)):  # one widget per setting of afm.settings, with its help and bounds
+        for i, s in enumerate(widgets(kind)):  # one widget per setting of afm.core.settings, with its help and bounds
             widget_key, column, default = f"hp_{dataset_name}_{kind}_{s.name}", cols[i % 3], preset[s.name]
             if s.choices:
                 values[s.name] = column.selectbox(s.name, s.choices, index=s.choices.index(default), help=s.help,
@@ -65,7 +66,7 @@ def choose_parameters(dataset, kind: str) -> dict:
                                                      value=float(default), format="%g", help=s.help, key=widget_key)
         values["device"] = cols[1].selectbox("device", available_devices(), key="hp_device",
                                              help="auto takes a CUDA or Apple GPU when there is one.")
-        if kind == "afm":
+        if family(kind).takes("attention"):
             st.caption("Ablations: each of AFM's differences from FM can be switched off.")
             for name in ("attention", "learn_p"):  # the two switches that turn an AFM difference off
                 s = BY_NAME[name]
@@ -81,18 +82,18 @@ def show_job():
     epochs = job.epochs or 1
     done = min(1.0, ((max(state.epoch, 1) - 1) + (state.batch / state.batches if state.batches else 0)) / epochs)
     if state.status == "running":
-        st.progress(done, text=f"Training {job.kind.upper()}: epoch {max(state.epoch, 1)} of {epochs}")
+        st.progress(done, text=f"Training {family(job.kind).label}: epoch {max(state.epoch, 1)} of {epochs}")
         if st.button("Stop and keep the best epoch", key="stop_job"):
             job.stop()
     elif state.status == "finished":
-        st.success(f"{job.kind.upper()} saved as **{state.path.name}** ({state.message}).")
+        st.success(f"{family(job.kind).label} saved as **{state.path.name}** ({state.message}).")
         if st.button("Explain it: select it in the sidebar", key="select_trained"):
-            st.session_state[PENDING] = {job.kind: state.path.name + ("/seed-0" if job.seeds > 1 else "")}
+            st.session_state[PENDING] = {"explained": state.path.name + ("/seed-0" if job.seeds > 1 else "")}
             st.rerun()
     else:
         st.error(f"Training failed: {state.message}")
     if len(state.history) > 1:
-        show_chart(charts.learning_curves({job.kind.upper(): state.history}, "Train and validation RMSE"), "training_curves")
+        show_chart(charts.learning_curves({family(job.kind).label: state.history}, "Train and validation RMSE"), "training_curves")
 
 
 @st.fragment(run_every=1.0)
@@ -106,19 +107,22 @@ def watch_job():
 source = dataset = None  # stay None where choosing the data failed (the import section reads them)
 with friendly_errors():
     source = choose_source()
-    kind = st.radio("Model", ["fm", "afm"], format_func=str.upper, horizontal=True, key="train_kind")
+    kind = st.radio("Model", list(FAMILIES), format_func=lambda name: FAMILIES[name].label, horizontal=True,
+                    key="train_kind", help="; ".join(f"{f.label}: {f.summary}" for f in FAMILIES.values()))
     if source is not None:
         dataset = cached_dataset(json.dumps(source, sort_keys=True))
         st.caption(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features; "
                    + ", ".join(f"{s} {len(p):,}" for s, p in dataset.splits.items()) + (f". {dataset.notes}" if dataset.notes else ""))
         params = choose_parameters(dataset, kind)
         pretrain = None
-        if kind == "afm":
-            fms = [e for e in entries() if e.kind == "fm" and e.dataset == dataset.name]
+        start_family = family(kind).starts_from
+        if start_family is not None:
+            label, start_label = family(kind).label, family(start_family).label
+            fms = [e for e in entries() if e.kind == start_family and e.dataset == dataset.name]
             starts = {e.name: e.path for e in fms}
-            starts.update({f"set {d.name} (AFM seed s from FM seed s)": d for d in
+            starts.update({f"set {d.name} ({label} seed s from {start_label} seed s)": d for d in
                            sorted({e.set_dir for e in fms if e.set_dir}, key=str)})
-            choice = st.selectbox("Start from a trained FM's embeddings", ["(random start)", *starts],
+            choice = st.selectbox(f"Start from a trained {start_label}'s embeddings", ["(random start)", *starts],
                                   index=1 if fms else 0, key="train_pretrain")
             pretrain = starts.get(choice)
         running = st.session_state.get("job") is not None and st.session_state["job"].running
@@ -151,7 +155,7 @@ with friendly_errors():
     elif upload is not None and st.button("Import", key="import_button"):
         saved, model, notes = import_and_save(library, store_upload(upload.getvalue(), upload.name), dataset,
                                               new_model_path(None, dataset.name, f"{library}-import"))
-        st.success(f"Imported an {model.config.kind.upper()} as **{saved.name}** (logistic loss: explanations are in "
+        st.success(f"Imported an {model.config.label} as **{saved.name}** (logistic loss: explanations are in "
                    "log-odds).")
         for note in notes:
             st.caption(note)
@@ -166,7 +170,7 @@ if names:
     entry = all_entries[names.index(chosen)]
     left, middle, right = st.columns(3)
     if left.button("Select in the sidebar", key="manage_select"):
-        st.session_state[PENDING] = {entry.kind: entry.name}
+        st.session_state[PENDING] = {"explained": entry.name}
         st.rerun()
     fixed = entry.builtin or entry.set_dir is not None  # shipped models and set members keep their names
     new_name = middle.text_input("New name", value=entry.name, key="manage_new_name", disabled=fixed)

@@ -1,11 +1,11 @@
 """Instance explorer: why did the model predict this for this instance?"""
 import streamlit as st
 
-from afm import charts
-from afm.explain import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
-from afm.statistics import attention_spread, describe_spread
-from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
-from ui import friendly_errors, selected_pair, selection, show_chart, show_table, stability_note
+from afm.explain import charts
+from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
+from afm.explain.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
+from afm.explain.statistics import attention_spread, describe_spread
+from ui import friendly_errors, model_label, null_line, selected_pair, selection, show_chart, show_table, stability_note
 
 st.title("Instance explorer")
 LOG_ODDS_NOTE = ("This model was trained with logistic loss: its parts add up to the logit, so each contribution "
@@ -14,8 +14,9 @@ LOG_ODDS_NOTE = ("This model was trained with logistic loss: its parts add up to
 
 def pick_row(dataset, split, pair) -> int:
     n = len(dataset.splits[split])
-    how = st.radio("Pick an instance", ["by index", "at random", "by feature values", "largest AFM error",
-                                        "largest FM vs AFM disagreement"], horizontal=True, key="pick_how")
+    how = st.radio("Pick an instance", ["by index", "at random", "by feature values", "largest error",
+                                        "largest disagreement with the baseline"], horizontal=True, key="pick_how",
+                   help="Largest error: of the model the sidebar explains. Disagreement: between it and the baseline.")
     if how == "by index":
         return int(st.number_input(f"Row of the {split} split (0 to {n - 1})", 0, n - 1, 0, key="pick_index"))
     if how == "at random":
@@ -38,10 +39,10 @@ def pick_row(dataset, split, pair) -> int:
         st.caption(f"{len(rows):,} matching instances")
         return int(st.selectbox("Matching row", rows.tolist(), key="pick_matching"))
     if not pair.same_data:
-        st.warning("Choose an FM and an AFM model of the same data in the sidebar for this.")
+        st.warning("Choose a model and a baseline of the same data in the sidebar for this.")
         return 0
     errors = pair.errors(split)
-    ranked = rows_by_error(errors, "afm") if how == "largest AFM error" else rows_by_disagreement(errors)
+    ranked = rows_by_error(errors) if how == "largest error" else rows_by_disagreement(errors)
     show_table(ranked, f"{how.replace(' ', '_')}", height=200)
     return int(st.selectbox("Row", ranked.row.tolist(), key="pick_ranked"))
 
@@ -52,8 +53,8 @@ with friendly_errors():
     if model is None:
         st.info("No model is selected: train one on the Train page, or pick one in the sidebar.")
         st.stop()
-    if pair.fm is not None and pair.afm is not None and not pair.same_data:
-        st.warning("The selected FM and AFM were trained on different data; FM's view is left out.")
+    if pair.baseline is not None and pair.explained is not None and not pair.same_data:
+        st.warning("The selected model and baseline were trained on different data; the baseline's view is left out.")
     split = st.selectbox("Split", ["test", "validation", "train"], key="instance_split")
     row = pick_row(model_dataset, split, pair)
     x = model_dataset.splits[split].x[row].copy()
@@ -68,7 +69,7 @@ with friendly_errors():
     changed = not (x == model_dataset.splits[split].x[row]).all()
 
     result = decompose_ids(model.model, model_dataset, x, None if changed else label)
-    kind = model.model.config.kind.upper()
+    kind = model_label(model)
     a, b, c = st.columns(3)
     if result["probability"] is None:
         a.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
@@ -81,16 +82,17 @@ with friendly_errors():
                   "1: attention ranks the pairs exactly as their removal effects do.")
     feature_names = [model_dataset.feature_names[i] for i in x]
     spread = attention_spread(pair.explanation(split))
-    if spread["degenerate"] and model.model.config.kind == "afm":
-        st.warning(describe_spread(spread, "afm"))
+    if spread["degenerate"] and model.model.config.normalised_weights:
+        st.warning(describe_spread(spread, model.model.config))
     pairs = pairs_frame(result)
     view = st.radio("Heatmap shows", list(PAIR_VIEWS), horizontal=True, key="instance_view",
                     help="Raw attention can look flat while the model relies on it: small weight shifts on large "
                          "pair terms. Relative to uniform, 1 is the weight every pair would get without attention.")
-    st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config.kind)}.")
-    note = stability_note(selection().afm if model is pair.afm else selection().fm)
-    if note:
-        st.caption(note)
+    st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config)}.")
+    entry = selection().explained if model is pair.explained else selection().baseline
+    for note in (stability_note(entry), null_line(entry, "contribution")):
+        if note:
+            st.caption(note)
     left, right = st.columns(2)
     with left:
         show_chart(charts.pair_heatmap(pair_view(result, model_dataset.field_names, view), model_dataset.field_names,
@@ -108,8 +110,10 @@ with friendly_errors():
                   f"{result['probability']:.3f}. {LOG_ODDS_NOTE}"))
     show_table(pairs[["pair", "attention", "interaction", "contribution", "ablation"]], "instance_decomposition")
     if pair.same_data:
-        st.subheader("FM's view of the same instance")
-        fm_result = decompose_ids(pair.fm.model, model_dataset, x, None if changed else label)
-        st.caption(f"FM predicts {fm_result['prediction']:+.4f}, weighting every pair 1; AFM predicts "
-                   f"{result['prediction']:+.4f}.")
-        show_table(side_by_side(fm_result, result), "fm_vs_afm_instance")
+        baseline = pair.baseline.model.config
+        st.subheader(f"The baseline's view of the same instance ({baseline.label})")
+        baseline_result = decompose_ids(pair.baseline.model, model_dataset, x, None if changed else label)
+        st.caption(f"{baseline.label} predicts {baseline_result['prediction']:+.4f}"
+                   + (", weighting every pair 1" if baseline.pairwise and not baseline.normalised_weights else "")
+                   + f"; {kind} predicts {result['prediction']:+.4f}.")
+        show_table(side_by_side(baseline_result, result), "fm_vs_afm_instance")

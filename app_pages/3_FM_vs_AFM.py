@@ -2,31 +2,46 @@
 import pandas as pd
 import streamlit as st
 
-from afm import charts
-from afm.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
-from afm.experiments.results import (ablation_table, case_study_table, committed_results, provenance_line,
-                                     results_table, settings_note, settings_table, stability_table, sweep_table)
+from afm.core.metrics import METRIC_LABELS
+from afm.experiments.results import (
+    ablation_table,
+    case_study_table,
+    committed_results,
+    provenance_line,
+    results_table,
+    settings_note,
+    settings_table,
+    stability_table,
+    sweep_table,
+)
 from afm.experiments.verdict import verdict_sentence, verdict_tables
-from afm.metrics import METRIC_LABELS
-from ui import friendly_errors, selected_pair, show_chart, show_table
+from afm.explain import charts
+from afm.explain.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
+from afm.models import AFM_KIND, FM_KIND
+from ui import friendly_errors, model_label, selected_pair, show_chart, show_table
 
 st.title("FM vs AFM")
 
 with friendly_errors():
     pair = selected_pair()
-    fm, afm, dataset = pair.fm, pair.afm, pair.dataset
+    fm, afm, dataset = pair.baseline, pair.explained, pair.dataset  # FM and AFM by default: any two models
     if fm is None or afm is None:
-        st.info("Choose an FM and an AFM model of the same dataset in the sidebar (train them on the Train page).")
+        st.info("Choose a model and a baseline of the same dataset in the sidebar (FM and AFM by default; train "
+                "them on the Train page).")
         st.stop()
     if not pair.same_data:
-        st.error("The selected FM and AFM were trained on different data; choose two models of the same dataset.")
+        st.error("The selected model and baseline were trained on different data; choose two models of the same "
+                 "dataset.")
         st.stop()
+    A, B = model_label(fm), model_label(afm)
+    if A == B:
+        A, B = f"{A} (baseline)", f"{B} (model)"
     split = st.selectbox("Split", ["test", "validation"], key="compare_split")
     errors = pair.errors(split)
     table = bootstrap_comparison(errors)
     losses = (fm.model.config.loss, afm.model.config.loss)
     if losses[0] != losses[1]:
-        st.warning(f"FM was trained with {losses[0]} loss and AFM with {losses[1]}: RMSE and AUC compare them, "
+        st.warning(f"{A} was trained with {losses[0]} loss and {B} with {losses[1]}: RMSE and AUC compare them, "
                    "logloss needs both logistic.")
     by_metric = table.set_index("metric")
     for metric, lower_is_better in (("logloss", True), ("rmse", True), ("auc", False)):
@@ -34,10 +49,10 @@ with friendly_errors():
             continue
         row, label = by_metric.loc[metric], METRIC_LABELS[metric]
         a, b, c = st.columns(3)
-        a.metric(f"FM {label}", f"{row.fm:.4f}")
-        b.metric(f"AFM {label}", f"{row.afm:.4f}", delta=f"{row.relative:+.1%}",
+        a.metric(f"{A} {label}", f"{row.fm:.4f}")
+        b.metric(f"{B} {label}", f"{row.afm:.4f}", delta=f"{row.relative:+.1%}",
                  delta_color="inverse" if lower_is_better else "normal")
-        c.metric(f"95% interval of AFM - FM ({label})", f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]",
+        c.metric(f"95% interval of {B} - {A} ({label})", f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]",
                  help="Paired bootstrap over instances (1,000 resamples). An interval that excludes 0 means the "
                       "difference is unlikely to be noise of this split.")
     main = by_metric.loc["logloss" if "logloss" in by_metric.index else "rmse"]
@@ -124,8 +139,8 @@ if results is not None:
     st.caption(settings_note(results))
     with st.popover("All settings"):
         show_table(settings_table(results), f"settings_{name}")
-    show_chart(charts.learning_curves({"FM": results["models"]["fm"]["history"],
-                                       "AFM": results["models"]["afm"]["history"]}), f"results_curves_{name}")
+    show_chart(charts.learning_curves({"FM": results["models"][FM_KIND]["history"],
+                                       "AFM": results["models"][AFM_KIND]["history"]}), f"results_curves_{name}")
     sweeps = sweep_table(results)
     if not sweeps.empty:
         show_chart(charts.study_curves(sweeps), f"studies_{name}")

@@ -1,10 +1,20 @@
 """Attention across datasets: how sharp is attention, which pairs does it favour, can it be trusted?"""
 import streamlit as st
 
-from afm import charts
-from afm.statistics import attention_shape, compare_explanations, faithfulness_summary, pair_statistics
-from ui import (cached_explanation, entries, friendly_errors, load_entry, selection, show_chart, show_table,
-                stability_note)
+from afm.explain import charts
+from afm.explain.statistics import attention_shape, compare_explanations, faithfulness_summary, pair_statistics
+from afm.models import family
+from ui import (
+    cached_explanation,
+    entries,
+    friendly_errors,
+    load_entry,
+    selection,
+    show_chart,
+    show_table,
+    null_line,
+    stability_note,
+)
 
 st.title("Attention across datasets")
 st.caption("Entropy is divided by log(number of pairs), so datasets with different field counts compare: 1 "
@@ -12,10 +22,10 @@ st.caption("Entropy is divided by log(number of pairs), so datasets with differe
 
 all_entries = entries()
 names = [e.name for e in all_entries]
-chosen_afm = selection().afm
-other = next((e for e in all_entries if e.kind == "afm" and chosen_afm is not None and e.dataset != chosen_afm.dataset),
-             None)  # an AFM of another dataset, so the page compares datasets from the first visit
-default = [e.name for e in (chosen_afm, other or selection().fm) if e is not None]
+chosen_model = selection().explained
+other = next((e for e in all_entries if family(e.kind).attention and not e.null and chosen_model is not None
+              and e.dataset != chosen_model.dataset), None)  # attention on another dataset, from the first visit
+default = [e.name for e in (chosen_model, other or selection().baseline) if e is not None]
 chosen = st.multiselect("Models to compare (two or more)", names, default=default, key="across_models")
 split = st.selectbox("Split", ["test", "validation"], key="across_split")
 
@@ -43,9 +53,10 @@ if explanations:
     st.subheader("One model in detail")
     name = st.selectbox("Model", list(explanations), key="across_detail")
     ex = explanations[name]
-    note = stability_note(next((e for e in all_entries if e.name == name), None))
-    if note:
-        st.caption(note)
+    entry = next((e for e in all_entries if e.name == name), None)
+    for note in (stability_note(entry), null_line(entry, "attention" if ex.normalised else "contribution")):
+        if note:
+            st.caption(note)
     statistics = pair_statistics(ex)
     show_chart(charts.pair_distributions(statistics), "pair_distributions")
     show_table(statistics, "pair_statistics")

@@ -1,11 +1,11 @@
 """Planted interactions: plant pairs, train FM and AFM in seconds, and see whether attention finds them."""
 import streamlit as st
 
-from afm import charts
 from afm.data.synthetic import DEFAULT_PLANTED, FIELDS
-from afm.experiments.teaching import planted_truth
-from afm.explain import field_pairs
-from afm.jobs import PlantedJob
+from afm.experiments.teaching import planted_experiment, planted_truth
+from afm.explain import charts
+from afm.explain.parts import field_pairs
+from afm.training.jobs import TaskJob
 from ui import friendly_errors, show_chart, show_table
 
 st.title("Planted interactions")
@@ -21,12 +21,13 @@ rows = right.select_slider("Rows", [5000, 10000, 20000, 40000], value=20000, key
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def planted_job(pairs: tuple, strength: float, noise: float, rows: int) -> PlantedJob:
+def planted_job(pairs: tuple, strength: float, noise: float, rows: int) -> TaskJob:
     """One background run per setting, shared by every session: a setting seen before shows at once."""
-    return PlantedJob(list(pairs), strength, noise, rows).start()
+    return TaskJob("planted", planted_experiment, planted=list(pairs), strength=strength, noise=noise,
+                   rows=rows).start()
 
 
-def show_result(job: PlantedJob) -> None:
+def show_result(job: TaskJob) -> None:
     result = job.result
     a, b, c = st.columns(3)
     a.metric("FM test RMSE", f"{result.fm_rmse:.4f}")
@@ -46,7 +47,7 @@ def show_result(job: PlantedJob) -> None:
 
 
 @st.fragment(run_every=0.5)
-def watch(job: PlantedJob) -> None:
+def watch(job: TaskJob) -> None:
     """Progress and live curves while FM, then AFM, train; the page redraws once when they are done."""
     state = job.snapshot()
     if not job.running:

@@ -1,57 +1,136 @@
-"""Which interactions matter? Four measures of field-pair importance across a set of equally good models,
-how far the models agree, and one pair value by value."""
+"""Which interactions matter? Field-pair importance by several measures across a set of equally good
+models, what could make that answer fail (a null of the same models on permuted labels, what the data alone
+ranks, the noise of the estimate), whether the named pairs help a model when retrained, and one pair value
+by value."""
 import streamlit as st
 
-from afm import charts
-from afm.agreement import MEASURES
-from afm.interactions import interactions, pair_term_view, view_correlations
-from ui import compare_entries, entries, friendly_errors, load_entry, selection, show_chart, show_table
+from afm.experiments.crosses import crosses
+from afm.experiments.tables import crosses_table
+from afm.explain import charts
+from afm.explain.agreement import FAST_MEASURES, MEASURES
+from afm.explain.interactions import interactions, pair_term_view, view_correlations
+from afm.store.registry import new_model_path
+from afm.training.jobs import TaskJob, TrainingJob
+from ui import (
+    compare_entries,
+    entries,
+    friendly_errors,
+    load_entry,
+    noise_for,
+    null_entries,
+    same_settings,
+    selection,
+    show_chart,
+    show_table,
+)
 
 TOP = 20  # pairs drawn per chart; the tables hold them all
 MEANING = {
     "interaction": "function-level: mean |f(x) - f(x, A from r) - f(x, B from r) + f(x, A and B from r)|, "
                    "whatever the parameters say",
-    "contribution": "mean |a_ij p^T(v_i*v_j)|, the exact pair term of the prediction",
+    "interaction_changed": "function-level, averaged only over references that change both fields (the plain "
+                           "mean is zero whenever one stays, so it grows with a field's number of values)",
+    "h_statistic": "Friedman's H²: the share of the pair's joint partial dependence that is interaction",
+    "contribution": "mean |a_ij · p^T(v_i ⊙ v_j)|, the exact pair term of the prediction",
     "ablation": "mean |prediction change| when the pair is removed (attention renormalised)",
     "attention": "mean attention weight (AFM only)",
 }
 
 st.title("Which interactions matter?")
 st.caption("One model's attention is one training run's story. Here every measure is taken in each model of a "
-           "set of about equally accurate models (seeds, settings): the bars are medians, the whiskers the "
-           "10-90% band across the models, and a pair in the main colour is in the top 3 of every model. The "
-           "function-level measure is computed on what each model predicts, so two models that split the same "
-           "function differently between attention and embeddings agree on it.")
+           "set of about equally accurate models (seeds): the bars are medians, the whiskers the 10-90% band "
+           "across the models, the grey band behind them the same measure in null models (the same settings "
+           "trained on permuted labels), and a pair in the main colour is in the top 3 of every model. An answer "
+           "that the null, the data alone or the noise of the estimate reproduces is no answer: each is shown.")
 
 all_entries = entries()
-chosen_afm = selection().afm
-dataset_name = chosen_afm.dataset if chosen_afm else (all_entries[0].dataset if all_entries else None)
-candidates = [e for e in all_entries if e.dataset == dataset_name]
-if chosen_afm is not None and chosen_afm.set_dir is not None:
-    default = [e.name for e in candidates if e.set_dir == chosen_afm.set_dir]
-else:  # the sidebar's models (one set of data)
-    default = [e.name for e in (chosen_afm, selection().fm) if e is not None and e.dataset == dataset_name]
+chosen_model = selection().explained
+if chosen_model is None or chosen_model.set_dir is None:  # a set of equally accurate models by default
+    chosen_model = next((e for e in all_entries if e.set_dir is not None and not e.null
+                         and (chosen_model is None or e.dataset == chosen_model.dataset)), chosen_model)
+dataset_name = chosen_model.dataset if chosen_model else (all_entries[0].dataset if all_entries else None)
+candidates = [e for e in all_entries if e.dataset == dataset_name and not e.null]
+if chosen_model is not None and chosen_model.set_dir is not None:
+    default = [e.name for e in candidates if e.set_dir == chosen_model.set_dir]
+else:
+    default = [e.name for e in (chosen_model, selection().baseline) if e is not None and e.dataset == dataset_name]
 names = st.multiselect(f"Models to compare ({dataset_name} data; a set of seeds is the usual choice)",
-                       [e.name for e in candidates], default=default, key="which_models")
+                       [e.name for e in candidates], default=[n for n in default if n in {e.name for e in candidates}],
+                       key="which_models")
+chosen = [e for e in candidates if e.name in names]
+null_candidates = [e for e in all_entries if e.null and chosen and e.data_source == chosen[0].data_source]
+null_default = [e.name for e in null_entries(chosen[0])] if chosen else []
+null_names = st.multiselect("Null models (the same settings on permuted labels)", [e.name for e in null_candidates],
+                            default=null_default, key="which_nulls")
+nulls = [e for e in null_candidates if e.name in null_names]
 left, middle, right = st.columns(3)
 split = left.selectbox("Split", ["test", "validation"], key="which_split")
 sample = middle.select_slider("Rows (a seeded sample)", [500, 1000, 2000, 5000], value=1000, key="which_sample")
 references = right.select_slider("Reference rows R", [4, 8, 16, 32], value=16, key="which_refs")
 
+
+def offer_null_training() -> None:
+    """No null yet: say what that means, and train one in the background."""
+    st.info("No null set for these models: their agreement has no baseline yet. A null set is the same settings "
+            "trained on permuted labels; whatever it also shows, the labels did not put there.")
+    job = st.session_state.get("null_job")
+    if job is not None and job.running:
+        state = job.snapshot()
+        st.progress(min(1.0, state.epoch / max(1, job.epochs or 1)), text=f"Training the null set: {state.message or 'running'}")
+        if st.button("Stop", key="null_stop"):
+            job.stop()
+        return
+    if job is not None:
+        state = job.snapshot()
+        (st.success if state.status == "finished" else st.error)(f"Null set: {state.message}")
+    if st.button("Train a null set (3 seeds, in the background)", key="train_null", disabled=not chosen):
+        loaded, dataset, _ = load_entry(chosen[0])
+        out = new_model_path(None, dataset.name, f"{chosen[0].kind}-null-set")
+        st.session_state["null_job"] = TrainingJob(dataset, chosen[0].kind, out, same_settings(loaded), seeds=3,
+                                                   null=True).start()
+        st.rerun()
+
+
+def show_crosses(models: dict, dataset) -> None:
+    """Do the named pairs help a model? Encode-and-retrain and remove-and-retrain, in the background."""
+    st.subheader("Do these pairs help a model?")
+    st.caption("Each measure's top-K pairs become crossed fields of a first-order model (LR) and are masked in an "
+               "FM, retrained with one fixed budget, against K random pairs (10 draws) and the K pairs with the "
+               "largest cardinality product. Named pairs should help more when added, and hurt more when removed.")
+    key = ("crosses",) + tuple(sorted(models))
+    job = st.session_state.get("crosses_job")
+    if job is not None and job.settings.get("key") == key:
+        state = job.snapshot()
+        if job.running:
+            st.progress(0.5, text="Retraining with and without the named pairs...")
+            return
+        if state.status == "finished":
+            show_table(crosses_table(job.result), "crosses", "Gains over no crosses (positive: better); for "
+                       "'remove', over the full FM (negative: the pairs mattered).")
+            return
+        st.error(state.message)
+    if st.button("Run the check (K = 1, 3, 5; 3 seeds)", key="run_crosses"):
+        st.session_state["crosses_job"] = TaskJob("crosses", _crosses_task, key=key, models=models,
+                                                  dataset=dataset).start()
+        st.rerun()
+
+
+def _crosses_task(key, models, dataset, on_progress=None, should_stop=None):
+    return crosses(models, dataset, ks=(1, 3, 5), seeds=3, log=lambda line: None, should_stop=should_stop)
+
+
 with friendly_errors():
-    if not names:
+    if not chosen:
         st.info("Choose at least one model; two or more show how far the models agree.")
         st.stop()
-    chosen = [e for e in candidates if e.name in names]
-    comparison = compare_entries(chosen, split, sample, references)
+    measure = st.radio("Measure", MEASURES[::-1], index=MEASURES[::-1].index("interaction"), horizontal=True,
+                       key="which_measure", help="; ".join(f"{k}: {v}" for k, v in MEANING.items()))
+    measures = MEASURES if measure == "h_statistic" else FAST_MEASURES
+    comparison = compare_entries(chosen, split, sample, references, nulls=nulls, measures=measures)
     st.caption(comparison.accuracy_note)
-    st.subheader("Do the models agree?")
-    show_table(comparison.agreement, "agreement",
-               "Rank agreement of the field pairs across models, per measure: mean pairwise Spearman and "
-               "Kendall's W (1: identical rankings).")
-    measure = st.radio("Measure", MEASURES[::-1], horizontal=True, key="which_measure",
-                       format_func=lambda m: m, help="; ".join(f"{k}: {v}" for k, v in MEANING.items()))
-    st.caption(MEANING[measure])
+    st.caption(MEANING[measure].replace("*", "\\*"))
+    for warning in comparison.baseline_warnings(measure):
+        st.warning(warning)
     bands = comparison.bands[comparison.bands.measure == measure]
     if bands.empty:
         st.info("No model here has this measure (attention needs an AFM with attention).")
@@ -62,7 +141,33 @@ with friendly_errors():
         robust = bands[bands.robust]
         st.markdown(f"**In the top {comparison.top_k} of every model by {measure}:** "
                     + (", ".join(f"{a} x {b}" for a, b in zip(robust.field_a, robust.field_b)) or "no pair"))
+        if "beats_null" in bands:
+            beating = bands[bands.beats_null.fillna(False).astype(bool)]
+            st.markdown(f"**Above the null's 90th percentile in every model:** {len(beating)} of {len(bands)} pairs"
+                        + (": " + ", ".join(f"{a} x {b}" for a, b in zip(beating.field_a[:8], beating.field_b[:8]))
+                           + (" ..." if len(beating) > 8 else "") if len(beating) else "."))
         show_table(bands.drop(columns=["measure"]), f"which_{measure}")
+    if not nulls:
+        offer_null_training()
+
+    st.subheader("Do the models agree, and is that evidence?")
+    agreement = comparison.agreement.merge(noise_for(chosen[0], split, sample, references, measures), on="measure",
+                                           how="left")
+    show_table(agreement, "agreement", "Rank agreement of the field pairs across models, per measure: mean pairwise "
+               "Spearman and Kendall's W (1: identical rankings); noise ceiling: one model against itself over "
+               "5 fresh draws of rows and references (between-model agreement cannot be read above it).")
+    if comparison.null_agreement is not None:
+        show_table(comparison.null_agreement, "null_agreement", "Mean Spearman among the trained models, among the "
+                   "null models, and between null and trained models: an agreement the null reaches too is not "
+                   "evidence about the labels.")
+    show_table(comparison.structure, "structure", "Spearman of the median ranking with what the data alone ranks: the "
+               "product of the two fields' numbers of values, and of their impurities.")
+    if comparison.truth is not None:
+        show_table(comparison.truth, "truth", "Generated data: each model's ranking of all pairs against the "
+                   "Bayes-optimal function's (Spearman), and how many of the true top pairs it puts on top.")
+
+    loaded_models = {e.name: load_entry(e)[0].model for e in chosen}
+    show_crosses(loaded_models, load_entry(chosen[0])[1])
 
     st.subheader("One pair, value by value")
     ranked = comparison.bands[comparison.bands.measure == "interaction"]  # strongest first
@@ -79,7 +184,7 @@ with friendly_errors():
         with columns[i % 2]:
             note = f" (correlation with planted: {correlations[name]:.2f})" if name in correlations else ""
             show_chart(charts.value_matrix(table, f"{name}{note}", name), f"which_view_{i}")
-    st.caption("Attention score: AFM's context-free h^T ReLU(W(v_a*v_b)+b), before the softmax over an "
-               "instance's pairs. Interaction: p^T(v_a*v_b). Function-level: the mean mixed difference over the "
+    st.caption("Attention score: AFM's context-free h^T ReLU(W(v_a ⊙ v_b)+b), before the softmax over an "
+               "instance's pairs. Interaction: p^T(v_a ⊙ v_b). Function-level: the mean mixed difference over the "
                "rows with these two values. Planted: what the pair adds to the synthetic score. The most frequent "
                "12 values of each field are shown.")

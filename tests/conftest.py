@@ -25,7 +25,7 @@ def synthetic():
 @pytest.fixture(scope="session")
 def trained_pair(synthetic):
     """FM and AFM trained on the synthetic default with the default presets (seconds)."""
-    from afm.workflows import fit
+    from afm.training.workflows import fit
 
     fm, afm = fit(synthetic, "fm"), fit(synthetic, "afm")
     return {"fm": fm.model, "afm": afm.model, "fm_result": fm.result, "afm_result": afm.result}

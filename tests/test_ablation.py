@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from afm.explain import PAIR_VIEWS, SplitExplanation, decompose, explain_split, pair_view
-from afm.statistics import DEGENERATE_MAX_MIN_RATIO, attention_spread, describe_spread, importance_agreement
-from afm.workflows import fit
 from conftest import ROOT
+
+from afm.explain.parts import PAIR_VIEWS, SplitExplanation, decompose, explain_split, pair_view
+from afm.explain.statistics import DEGENERATE_MAX_MIN_RATIO, attention_spread, describe_spread, importance_agreement
+from afm.training.workflows import fit
 
 
 def explanation(weights: np.ndarray, dataset) -> SplitExplanation:
@@ -45,10 +45,10 @@ def test_degenerate_check_fires_on_constant_logits_and_not_on_planted_data(train
     with torch.no_grad():
         constant.attention_h.zero_()  # every pair's score is 0: softmax gives 1/P everywhere
     spread = attention_spread(explain_split(constant, synthetic, "test"))
-    assert spread["degenerate"] and "WARNING: attention is constant" in describe_spread(spread, "afm")
+    assert spread["degenerate"] and "WARNING: attention is constant" in describe_spread(spread)
     planted = attention_spread(explain_split(trained_pair["afm"], synthetic, "test"))
     assert not planted["degenerate"] and planted["max_min_ratio"] > DEGENERATE_MAX_MIN_RATIO
-    assert "WARNING" not in describe_spread(planted, "afm")
+    assert "WARNING" not in describe_spread(planted)
 
 
 def test_views_of_a_pair_heatmap(trained_pair, synthetic):
@@ -82,8 +82,8 @@ def test_ablate_quick_end_to_end(tmp_path):
 
 def test_ablate_reuses_a_trained_fm_and_records_the_settings(tmp_path, synthetic):
     from afm.experiments.ablation import ablate
-    from afm.checkpoints import read_meta
-    from afm.workflows import train_and_save
+    from afm.store.checkpoints import read_meta
+    from afm.training.workflows import train_and_save
 
     fm_dir = train_and_save(synthetic, "fm", tmp_path / "fm", {"epochs": 3}).path
     results = ablate(synthetic, fm_dir=fm_dir, epochs=2, optimizer={"optimizer": "adagrad", "lr": 0.05},

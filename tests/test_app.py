@@ -5,13 +5,13 @@ import time
 import numpy as np
 import plotly.io
 import pytest
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from afm.checkpoints import load_model
 from afm.data import make_synthetic
-from afm.explain import decompose_ids, pair_values, pair_view
-from afm.registry import BUILTIN_DIR, list_models
-from conftest import ROOT
+from afm.explain.parts import decompose_ids, pair_values, pair_view
+from afm.store.checkpoints import load_model
+from afm.store.registry import BUILTIN_DIR, list_models
 
 
 @pytest.fixture()
@@ -52,7 +52,7 @@ def test_home_shows_the_formula_with_numbers_and_the_registry(registry):
     assert {"synthetic-fm", "synthetic-afm", "wide-afm-set/seed-2"} <= set(table.name) and table.shipped.all()
     bars = next(f for f in figures(app) if f.data[0].type == "bar")  # Home opens on the model's pair importance
     assert "synthetic-afm" in bars.layout.title.text
-    assert sidebar_choice(app, "AFM") == "synthetic-afm" and sidebar_choice(app, "FM") == "synthetic-fm"
+    assert sidebar_choice(app, "Model") == "synthetic-afm" and sidebar_choice(app, "Baseline") == "synthetic-fm"
 
 
 def test_shipped_models_match_the_synthetic_default():
@@ -84,7 +84,7 @@ def test_instance_explorer_what_if_and_pickers(registry):
     before = app.metric[0].value
     app.selectbox(key="whatif_test_0_daytime").set_value(int(make_synthetic().field_values("daytime")[4])).run()
     assert not app.exception and app.metric[1].value == "changed instance" and app.metric[0].value != before
-    for how in ("at random", "by feature values", "largest AFM error", "largest FM vs AFM disagreement"):
+    for how in ("at random", "by feature values", "largest error", "largest disagreement with the baseline"):
         app.radio(key="pick_how").set_value(how).run()
         assert not app.exception, how
         assert len(app.get("plotly_chart")) >= 3
@@ -162,9 +162,9 @@ def test_training_from_the_train_page_creates_a_model(registry):
     assert len(saved) == 1 and saved[0].kind == "fm" and saved[0].name.startswith("synthetic-fm-")
     assert load_model(saved[0].path).meta["training"]["epochs"] == 2
     app.button(key="select_trained").click().run()
-    assert sidebar_choice(app, "FM") == saved[0].name  # what every page now explains
+    assert sidebar_choice(app, "Model") == saved[0].name  # what every page now explains
     app.switch_page("app_pages/3_FM_vs_AFM.py").run()
-    assert sidebar_choice(app, "FM") == saved[0].name  # kept across pages
+    assert sidebar_choice(app, "Model") == saved[0].name  # kept across pages
 
 
 def test_missing_data_says_how_to_get_it(registry, tmp_path, monkeypatch):
@@ -182,7 +182,7 @@ def test_a_broken_model_shows_a_message_and_the_app_keeps_working(registry):
     path = app.session_state["job"].wait(120).path
     (path / "model.safetensors").write_bytes(b"not a safetensors file")
     app = open_page()
-    next(box for box in app.sidebar.selectbox if box.label == "FM").set_value(path.name).run()
+    next(box for box in app.sidebar.selectbox if box.label == "Baseline").set_value(path.name).run()
     app.switch_page("app_pages/3_FM_vs_AFM.py").run()
     assert not app.exception
     assert "not a valid safetensors file" in app.error[0].value
@@ -201,8 +201,8 @@ def test_two_sessions_training_at_once_keep_both_models(registry):
     first.run()
     first.button(key="select_trained").click().run()
     second.run()
-    assert sidebar_choice(first, "FM") == states[0].path.name
-    assert sidebar_choice(second, "FM") == "synthetic-fm"  # one session's choice never leaks into another
+    assert sidebar_choice(first, "Model") == states[0].path.name
+    assert sidebar_choice(second, "Model") == "synthetic-afm"  # one session's choice never leaks into another
 
 
 def test_instance_explorer_heatmap_views(registry):
@@ -226,7 +226,7 @@ def test_which_interactions_matter_compares_the_shipped_wide_set(registry):
     assert not app.exception, app.exception
     assert app.multiselect(key="which_models").value == [f"wide-afm-set/seed-{s}" for s in range(3)]
     agreement = next(df.value for df in app.dataframe if "kendall_w" in df.value.columns)
-    assert set(agreement.measure) == {"attention", "contribution", "ablation", "interaction"}
+    assert set(agreement.measure) == {"attention", "contribution", "ablation", "interaction", "interaction_changed"}
     assert (agreement.models == 3).all() and agreement.kendall_w.between(0, 1).all()
     robust = next(m.value for m in app.markdown if "In the top 3 of every model" in m.value)
     for a, b in (("site_category", "hour"), ("app_category", "device_type"), ("banner_pos", "ad_size")):
@@ -240,7 +240,7 @@ def test_which_interactions_matter_compares_the_shipped_wide_set(registry):
 
 def test_a_model_with_32_fields_works_on_every_page(registry):
     from afm.data import make_synthetic
-    from afm.workflows import train_and_save
+    from afm.training.workflows import train_and_save
 
     fields = {f"field_{i:02d}": [f"v{j}" for j in range(3 + i % 4)] for i in range(32)}
     data = make_synthetic(seed=0, rows=400, fields=fields, planted=[("field_01", "field_07")])

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from afm.cli import main
+from afm.core.errors import AFMError, DataError
+from afm.core.limits import check_fits
 from afm.data.libfm import parse_libfm
 from afm.data.movielens import parse_tags
 from afm.data.tabular import load_csv
-from afm.errors import AFMError, DataError
-from afm.limits import check_fits
 from afm.models import ModelConfig
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -63,7 +63,7 @@ def test_latin1_and_utf8_names_load_alike(name):
 
 
 def test_a_50_mb_csv_is_refused_by_the_upload_limit(tmp_path):
-    from afm.uploads import store_upload
+    from afm.store.uploads import store_upload
 
     big = b"a,b,y\n" + b"1,2,1\n" * (9 * 2**20)
     assert len(big) > 50 * 2**20

@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from afm.bench import training as bench
 from afm.bench import Case
+from afm.bench import training as bench
 
 
 def test_alternated_rotates_the_order_and_takes_medians():

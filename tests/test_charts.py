@@ -3,10 +3,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from afm import charts
-from afm.compare import errors_by_segment, paired_errors
-from afm.explain import decompose, explain_split
-from afm.statistics import attention_shape, pair_statistics
+from afm.explain import charts
+from afm.explain.compare import errors_by_segment, paired_errors
+from afm.explain.parts import decompose, explain_split
+from afm.explain.statistics import attention_shape, pair_statistics
 
 
 @pytest.fixture(scope="module")

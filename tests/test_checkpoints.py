@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from afm.checkpoints import META, WEIGHTS, is_model_dir, load_model, save_model
-from afm.errors import CheckpointError
-from afm.training import predict
+from afm.core.errors import CheckpointError
+from afm.models.inference import predict
+from afm.store.checkpoints import META, WEIGHTS, is_model_dir, load_model, save_model
 
 
 @pytest.fixture()

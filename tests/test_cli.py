@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from afm.cli import main
-from conftest import ROOT
 
 
 def run(*args, env=None):

@@ -2,8 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from afm.compare import (bootstrap_comparison, errors_by_segment, feature_frequency, largest_differences,
-                         paired_errors, results_beside_paper)
+from afm.explain.compare import (
+    bootstrap_comparison,
+    errors_by_segment,
+    feature_frequency,
+    largest_differences,
+    paired_errors,
+    results_beside_paper,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ import sys
 import time
 
 import numpy as np
-
-from afm.checkpoints import load_model, save_model
-from afm.registry import list_models
 from conftest import ROOT
+
+from afm.store.checkpoints import load_model, save_model
+from afm.store.registry import list_models
 
 SAVER = """
 import sys, torch
-from afm.checkpoints import save_model
+from afm.store.checkpoints import save_model
 from afm.models import ModelConfig, build_model
 target, tag = sys.argv[1], 0
 model = build_model(ModelConfig("fm", num_features=400_000, num_fields=4, embed_dim=32))  # ~50 MB of weights
@@ -81,7 +81,7 @@ def test_two_cli_processes_saving_to_one_registry_and_bit_for_bit_reproducibilit
 
 
 def test_listing_removes_temporaries_of_killed_saves_but_not_fresh_ones(tmp_path, trained_pair, synthetic):
-    from afm.checkpoints import STALE_TEMPORARY_SECONDS
+    from afm.store.checkpoints import STALE_TEMPORARY_SECONDS
 
     save_model(trained_pair["fm"], tmp_path / "m", data=synthetic.describe())
     stale, fresh = tmp_path / ".m.killed.tmp", tmp_path / ".m.writing.tmp"

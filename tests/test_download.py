@@ -8,8 +8,8 @@ from functools import partial
 
 import pytest
 
+from afm.core.errors import DataError
 from afm.data.download import CATALOG, RemoteFile, download, fetch, verify
-from afm.errors import DataError
 
 
 @pytest.fixture()

@@ -2,9 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from afm.errors import AFMError
-from afm.explain import ablation_effects, batch_parts, decompose, decompose_ids, explain_split, pairs_frame, side_by_side
-from afm.training import predict
+from afm.core.errors import AFMError
+from afm.explain.parts import (
+    ablation_effects,
+    batch_parts,
+    decompose,
+    decompose_ids,
+    explain_split,
+    pairs_frame,
+    side_by_side,
+)
+from afm.models.inference import predict
 
 
 def test_decomposition_sums_to_the_prediction_with_names(trained_pair, synthetic):

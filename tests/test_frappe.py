@@ -70,7 +70,7 @@ def test_train_is_rebuilt_from_raw_when_no_train_file_exists(tmp_path, shared_da
 
 
 def test_missing_frappe_files_say_how_to_get_them(tmp_path):
-    from afm.errors import DataError
+    from afm.core.errors import DataError
 
     with pytest.raises(DataError, match="python -m afm download frappe"):
         load_frappe(tmp_path)

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from afm.checkpoints import load_model
-from afm.data import make_synthetic
-from afm.errors import CheckpointError
-from afm.explain import decompose
-from afm.importers import field_vocabularies, import_model, local_ids, read_state_dict
-from afm.training import predict
 from conftest import ROOT
+
+from afm.core.errors import CheckpointError
+from afm.data import make_synthetic
+from afm.explain.parts import decompose
+from afm.models.inference import predict
+from afm.store.checkpoints import load_model
+from afm.store.importers import field_vocabularies, import_model, local_ids, read_state_dict
 
 torchfm = pytest.importorskip("torchfm", reason="pytorch-fm is in requirements-bench.txt, not installed here")
 

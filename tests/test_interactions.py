@@ -6,14 +6,23 @@ import pytest
 import torch
 from torch import nn
 
-from afm.agreement import compare_models, kendall_w
-from afm.data import make_synthetic
-from afm.interactions import by_prediction, interactions, mixed_differences, pair_strength, pair_term_view, \
-    references, value_pair_strength, view_correlations
-from afm.modelsets import load_models, train_set
-from afm.models import ModelConfig, build_model
-from afm.workflows import fit
 from afm.cli import main
+from afm.data import make_synthetic
+from afm.explain.agreement import compare_models, kendall_w
+from afm.explain.interactions import (
+    by_prediction,
+    interactions,
+    mixed_differences,
+    pair_strength,
+    pair_term_view,
+    references,
+    value_pair_strength,
+    view_correlations,
+)
+from afm.models import ModelConfig, build_model
+from afm.store.modelsets import load_models
+from afm.training.sets import train_set
+from afm.training.workflows import fit
 
 
 @pytest.fixture(scope="module")
@@ -144,5 +153,6 @@ def test_a_set_trains_resumes_and_is_compared_from_the_cli(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     out = json.loads(captured.out)
-    assert {row["measure"] for row in out["agreement"]} == {"attention", "contribution", "ablation", "interaction"}
+    assert {row["measure"] for row in out["agreement"]} == {"attention", "contribution", "ablation", "interaction",
+                                                         "interaction_changed"}
     assert len(out["accuracy"]) == 2

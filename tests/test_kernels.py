@@ -1,10 +1,10 @@
-"""afm.kernels against autograd through the plain expressions (the AFM with and without them: test_models)."""
+"""afm.fast.kernels against autograd through the plain expressions (the AFM with and without them: test_models)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from afm.kernels import adagrad_rows, attention_scores, fully_fused, pair_pool, pair_scores, shared_pool
-from afm.matmul import ONEDNN
+from afm.fast.kernels import adagrad_rows, attention_scores, fully_fused, pair_pool, pair_scores, shared_pool
+from afm.fast.matmul import ONEDNN
 from afm.models import AFM, ModelConfig
 
 
@@ -49,7 +49,7 @@ def values_and_gradients(fn, tensors, upstream):
 # group; k and t not multiples of the kernels' four-way steps; one and two threads (the batch split in parts).
 @pytest.mark.parametrize("batch,fields,k,t", [(70, 5, 8, 4), (45, 12, 6, 5), (33, 3, 16, 7), (100, 9, 5, 3),
                                               (40, 4, 8, 66), (50, 17, 4, 70), (40, 4, 64, 72), (30, 5, 64, 64)])
-# t > 64 (and k = t = 64 with oneDNN): the matmuls in afm.matmul, all three in oneDNN where k and t are 64+
+# t > 64 (and k = t = 64 with oneDNN): the matmuls in afm.fast.matmul, all three in oneDNN where k and t are 64+
 def test_scores_and_pooling_match_autograd_in_value_and_gradient(batch, fields, k, t, threads):
     torch.manual_seed(1)
     v, rows, cols, w, b, h = inputs(batch, fields, k, t)

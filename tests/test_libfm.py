@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
+from afm.core.errors import DataError
 from afm.data.libfm import load_libfm_dir, read_libfm
-from afm.errors import DataError
 
 GOOD = "1 0:1 3:1 5:1\n-1 1:1 4:1 6:1\n1 2:1 3:1 7:1\n"
 

@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from afm.compare import bootstrap_comparison, errors_by_segment, paired_errors
+from afm.core.errors import AFMError
+from afm.core.metrics import in_label_units, instance_logloss, score_metrics, sigmoid, weighted_auc
 from afm.data import load_dataset, make_synthetic
-from afm.errors import AFMError
-from afm.explain import decompose
 from afm.experiments.verdict import reference_table, verdict, verdict_sentence, verdict_tables
-from afm.metrics import in_label_units, instance_logloss, score_metrics, sigmoid, weighted_auc
-from afm.training import evaluate, predict
-from afm.workflows import fit, run_settings, save_trained
+from afm.explain.compare import bootstrap_comparison, errors_by_segment, paired_errors
+from afm.explain.parts import decompose
+from afm.models.inference import evaluate, predict
+from afm.training.workflows import fit, run_settings, save_trained
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""afm.matmul against float64 matmuls: oneDNN's path (both output dims 64 or more), its sliced weight
+"""afm.fast.matmul against float64 matmuls: oneDNN's path (both output dims 64 or more), its sliced weight
 gradient, and PyTorch's for small outputs."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from afm.matmul import ONEDNN_MIN_DIM, SLICE_ROWS, mm, onednn, relu_linear
+from afm.fast.matmul import ONEDNN_MIN_DIM, SLICE_ROWS, mm, onednn, relu_linear
 
 
 def draw(*shape, seed=0):

@@ -108,7 +108,7 @@ def test_dropout_only_in_training_mode():
 
 
 def test_load_fm_embeddings_rejects_other_sizes():
-    from afm.errors import AFMError
+    from afm.core.errors import AFMError
 
     with pytest.raises(AFMError, match="8 dims"):
         make("afm", k=4).load_fm_embeddings(make("fm", k=8))
@@ -158,7 +158,7 @@ def test_sharing_distinct_pairs_or_not_gives_the_same_values_and_gradients(atten
 @pytest.mark.parametrize("share", [False, True])  # every cell; each distinct pair once
 @pytest.mark.parametrize("attention,k,t", [(True, 16, 8), (True, 16, 80), (True, 64, 80), (False, 16, 8)])
 def test_an_afm_gives_the_same_values_and_gradients_with_and_without_the_kernels(attention, k, t, share):
-    torch.manual_seed(0)  # t = 80: the matmuls in afm.matmul (at k = 64 all three in oneDNN)
+    torch.manual_seed(0)  # t = 80: the matmuls in afm.fast.matmul (at k = 64 all three in oneDNN)
     model = AFM(ModelConfig("afm", 300, 12, embed_dim=k, attention_factor=t, attention=attention))
     with torch.no_grad():
         model.embedding.weight.normal_(0, 0.5)

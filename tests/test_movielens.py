@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from afm.core.errors import DataError
 from afm.data.movielens import build_movielens, parse_tags
-from afm.errors import DataError
 
 
 @pytest.fixture(scope="module")

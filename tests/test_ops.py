@@ -1,10 +1,10 @@
-"""The hand-written gradients in afm.ops against autograd through the plain expressions they replace."""
+"""The hand-written gradients in afm.fast.ops against autograd through the plain expressions they replace."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from afm.ops import field_pairs, gather_rows, pair_products, pairwise_sum
+from afm.fast.ops import field_pairs, gather_rows, pair_products, pairwise_sum
 
 
 def explicit_pairwise_sum(v):

@@ -2,10 +2,10 @@ import threading
 
 import pytest
 
-from afm.checkpoints import load_model
-from afm.errors import AFMError
-from afm.jobs import TrainingJob
-from afm.registry import delete_model, list_models, new_model_path, registry_table, rename_model
+from afm.core.errors import AFMError
+from afm.store.checkpoints import load_model
+from afm.store.registry import delete_model, list_models, new_model_path, registry_table, rename_model
+from afm.training.jobs import TrainingJob
 
 
 def test_jobs_train_in_the_background_and_save(tmp_path, synthetic):

@@ -8,23 +8,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
+from test_bad_input import cli
 
-from afm.checkpoints import load_model, save_model
+from afm.core.errors import AFMError, CheckpointError, DataError
+from afm.core.limits import check_fits
 from afm.data import make_synthetic
 from afm.data.libfm import load_libfm_dir
 from afm.data.tabular import load_csv
 from afm.data.textfile import iter_lines
-from afm.errors import AFMError, CheckpointError, DataError
-from afm.explain import explain_split
-from afm.limits import check_fits
+from afm.explain.parts import explain_split
+from afm.explain.statistics import attention_spread, describe_spread
 from afm.models import ModelConfig, build_model
-from afm.registry import BUILTIN_DIR, scan_models
-from afm.statistics import attention_spread, describe_spread
-from afm.workflows import fit
-from conftest import ROOT
-from test_bad_input import cli
+from afm.store.checkpoints import load_model, save_model
+from afm.store.registry import BUILTIN_DIR, scan_models
+from afm.training.workflows import fit
 
 
 def one_line_refusal(code, err, *needles):
@@ -234,7 +235,7 @@ def test_a_loss_that_diverges_in_epoch_1_says_nothing_was_saved(tmp_path, capsys
 def test_a_two_field_afm_describes_its_one_pair_without_nan():
     data = make_synthetic(seed=0, rows=300, fields={"a": ["x", "y", "z"], "b": ["u", "v"]}, planted=[("a", "b")])
     trained = fit(data, "afm", {"epochs": 1})
-    line = describe_spread(attention_spread(explain_split(trained.model, data, "validation")), "afm")
+    line = describe_spread(attention_spread(explain_split(trained.model, data, "validation")), trained.model.config)
     assert "nan" not in line and "one field pair" in line
 
 

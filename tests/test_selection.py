@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from afm.compare import paired_errors
-from afm.explain import explain_split
-from afm.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
-from afm.statistics import compare_explanations
+from afm.explain.compare import paired_errors
+from afm.explain.parts import explain_split
+from afm.explain.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
+from afm.explain.statistics import compare_explanations
 
 
 def test_rows_matching_feature_values(synthetic):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from afm.data.dataset import Split
-from afm.explain import explain_split
-from afm.statistics import attention_shape, faithfulness_summary, pair_statistics, planted_precision
+from afm.explain.parts import explain_split
+from afm.explain.statistics import attention_shape, faithfulness_summary, pair_statistics, planted_precision
 
 
 def ranks(values):

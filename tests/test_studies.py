@@ -5,13 +5,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
-from afm.checkpoints import load_model
 from afm.data import make_synthetic
 from afm.experiments.results import SCHEMA, results_table
 from afm.experiments.studies import case_study, case_study_summary, fm_plus_attention, sweep
-from afm.workflows import fit, save_trained
-from conftest import ROOT
+from afm.store.checkpoints import load_model
+from afm.training.workflows import fit, save_trained
 
 
 @pytest.fixture(scope="module")

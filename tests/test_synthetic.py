@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from afm.core.errors import DataError
 from afm.data import make_synthetic
-from afm.errors import DataError
 
 
 def test_seeded_and_recorded():

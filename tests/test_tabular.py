@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from afm.core.errors import DataError
 from afm.data.tabular import load_csv
-from afm.errors import DataError
 
 
 def write_csv(path, frame, **kw):

@@ -1,11 +1,12 @@
 import pytest
 import torch
 
-from afm.errors import AFMError
-from afm.explain import explain_split
-from afm.statistics import pair_statistics
-from afm.training import TrainConfig, evaluate, resolve_device, train
-from afm.workflows import fit, make_model
+from afm.core.errors import AFMError
+from afm.explain.parts import explain_split
+from afm.explain.statistics import pair_statistics
+from afm.models.inference import evaluate
+from afm.training.loop import TrainConfig, resolve_device, train
+from afm.training.workflows import fit, make_model
 
 
 def test_training_lowers_validation_rmse(trained_pair):
@@ -103,7 +104,7 @@ def test_bad_settings_are_refused(synthetic):
 def test_row_adagrad_on_sparse_gradients_matches_dense_adagrad_where_a_batch_touches_few_rows():
     # MovieLens-like: a batch of 64 rows x 3 fields touches far fewer than the 3000 rows of the tables.
     from afm.models import AFM, ModelConfig
-    from afm.training import build_optimizer
+    from afm.training.loop import build_optimizer
 
     torch.manual_seed(0)
     config = ModelConfig("afm", num_features=3000, num_fields=3, embed_dim=8, attention_factor=4)
@@ -133,7 +134,7 @@ def test_row_adagrad_on_sparse_gradients_matches_dense_adagrad_where_a_batch_tou
 
 def test_adagrad_is_dense_where_a_batch_touches_most_rows_and_updates_rows_where_it_touches_few():
     from afm.models import FM, ModelConfig
-    from afm.training import build_optimizer
+    from afm.training.loop import build_optimizer
 
     frappe = FM(ModelConfig("fm", num_features=5382, num_fields=10, embed_dim=4))
     build_optimizer(frappe, TrainConfig(batch_size=1024), 10, 5382)

@@ -1,8 +1,8 @@
 import pytest
 
+from afm.core.errors import DataError
 from afm.data.tabular import csv_columns, load_csv
-from afm.errors import DataError
-from afm.uploads import MAX_UPLOAD_BYTES, store_upload
+from afm.store.uploads import MAX_UPLOAD_BYTES, store_upload
 
 
 def test_uploads_are_stored_once_by_content_and_load(tmp_path):

@@ -8,8 +8,8 @@ import torch
 from afm.data import make_synthetic
 from afm.experiments.results import run_record
 from afm.experiments.verdict import candidate_configs, search, seed_interval, summarize_runs, t_quantile, verdict
-from afm.training import predict
-from afm.workflows import fit, save_trained
+from afm.models.inference import predict
+from afm.training.workflows import fit, save_trained
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from afm.errors import AFMError
+from afm.core.errors import AFMError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAVIGATION = '[data-testid="stSidebarNav"] a'  # the page list app.py gives st.navigation

@@ -31,18 +31,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from afm.core.errors import AFMError
 from afm.data import Dataset, Split, load_dataset
-from afm.errors import AFMError
-from afm.models import ModelConfig, build_model
-from afm.matmul import mm
-from afm.training import TrainConfig, build_optimizer, resolve_device, use_sparse_gradients
+from afm.explain.interactions import interactions
+from afm.explain.parts import decompose, explain_split
+from afm.explain.statistics import attention_shape, faithfulness_summary, pair_statistics, planted_precision
+from afm.fast.matmul import mm
+from afm.models import AFM_KIND, FM_KIND, ModelConfig, build_model
+from afm.store.importers import field_vocabularies, local_ids  # each field's own ids 0..size-1, as the peers take
+from afm.training.loop import TrainConfig, build_optimizer, resolve_device, use_sparse_gradients
 
 EMBED_DIM = 256
 FRAPPE_FIELD_SIZES = [957, 4082, 7, 7, 2, 3, 2, 9, 80, 233]
 MOVIELENS_FIELD_SIZES = [17045, 23743, 49657]  # the paper's ml-tag: users, movies, tags (90,445 features)
 PEERS = ("deepctr-torch", "torchfm")
 AS_SHIPPED = " (as shipped)"  # a peer with plain Adagrad on dense gradients, as its examples train
-HEADLINE = ("frappe", "afm", 256, 1024)  # (data, model, t, batch) of the last line
+HEADLINE = ("frappe", AFM_KIND, 256, 1024)  # (data, model, t, batch) of the last line
 
 
 def criteo_field_sizes(fields: int = 39, low: int = 3, high: int = 100_000) -> list[int]:
@@ -53,22 +57,22 @@ def criteo_field_sizes(fields: int = 39, low: int = 3, high: int = 100_000) -> l
 @dataclass(frozen=True)
 class Case:
     data: str  # "frappe", "movielens" or "criteo" (shaped)
-    model: str  # "fm" or "afm"
+    model: str  # FM_KIND or AFM_KIND
     attention_factor: int  # t; 0 for FM
     batch_size: int
     embed_dim: int = EMBED_DIM
 
 
 def cases(quick: bool) -> list[Case]:
-    wide = [Case("criteo", "afm", 16, b, k) for k in (16, 64) for b in (1024, 4096)]
+    wide = [Case("criteo", AFM_KIND, 16, b, k) for k in (16, 64) for b in (1024, 4096)]
     if quick:
-        return [Case("frappe", "afm", 256, 1024), Case("frappe", "afm", 16, 1024), Case("frappe", "fm", 0, 1024),
-                Case("movielens", "afm", 16, 4096), Case("movielens", "fm", 0, 4096), Case("criteo", "afm", 16, 1024, 16)]
-    frappe = [Case("frappe", "afm", t, b) for t in (256, 16) for b in (128, 1024, 4096)]
-    frappe += [Case("frappe", "fm", 0, b) for b in (128, 1024, 4096)]
-    movielens = [Case("movielens", "afm", t, b) for t in (256, 16) for b in (1024, 4096)]
-    movielens += [Case("movielens", "fm", 0, b) for b in (1024, 4096)]
-    return frappe + movielens + wide + [Case("criteo", "fm", 0, 4096, 64)]
+        return [Case("frappe", AFM_KIND, 256, 1024), Case("frappe", AFM_KIND, 16, 1024), Case("frappe", FM_KIND, 0, 1024),
+                Case("movielens", AFM_KIND, 16, 4096), Case("movielens", FM_KIND, 0, 4096), Case("criteo", AFM_KIND, 16, 1024, 16)]
+    frappe = [Case("frappe", AFM_KIND, t, b) for t in (256, 16) for b in (128, 1024, 4096)]
+    frappe += [Case("frappe", FM_KIND, 0, b) for b in (128, 1024, 4096)]
+    movielens = [Case("movielens", AFM_KIND, t, b) for t in (256, 16) for b in (1024, 4096)]
+    movielens += [Case("movielens", FM_KIND, 0, b) for b in (1024, 4096)]
+    return frappe + movielens + wide + [Case("criteo", FM_KIND, 0, 4096, 64)]
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -91,7 +95,6 @@ def bench_data(data: str, data_dir=None) -> tuple[np.ndarray, list[int], str]:
             dataset = load_dataset("frappe", data_dir)
         except AFMError:
             return _random_rows(FRAPPE_FIELD_SIZES, 200_000), FRAPPE_FIELD_SIZES, "random rows of Frappe's field sizes"
-        from afm.importers import field_vocabularies, local_ids  # each field's own ids 0..size-1, as the peers take
 
         sizes = [len(v) for v in field_vocabularies(dataset)]
         return local_ids(dataset, "train"), sizes, "the Frappe train split (reconstructed)"
@@ -130,7 +133,7 @@ def _peer_optimizer(model: torch.nn.Module, case: Case, sizes: list[int], best: 
     """A peer's optimizer, PyTorch's Adagrad either way. Best: the fastest configuration PyTorch allows their
     unchanged layers, sparse embedding gradients where a batch touches few of a table's rows, else the fused
     dense step. As shipped: plain Adagrad on dense gradients, as their examples train. (Ours updates only
-    the touched rows with its own optimizer, afm.optim.RowAdagrad: our code, so not given to them.)"""
+    the touched rows with its own optimizer, afm.fast.optim.RowAdagrad: our code, so not given to them.)"""
     if not best:
         return torch.optim.Adagrad(model.parameters(), lr=0.01)
     sparse = case.batch_size * len(sizes) * STOCK_SPARSE_ROWS_PER_ID < sum(sizes)
@@ -142,7 +145,7 @@ def _torchfm(case: Case, sizes: list[int], device: torch.device, best: bool = Tr
     from torchfm.model.afm import AttentionalFactorizationMachineModel
     from torchfm.model.fm import FactorizationMachineModel
 
-    if case.model == "fm":
+    if case.model == FM_KIND:
         model = FactorizationMachineModel(sizes, case.embed_dim)
     else:
         model = AttentionalFactorizationMachineModel(sizes, case.embed_dim, case.attention_factor, dropouts=(0.0, 0.0))
@@ -157,7 +160,7 @@ def _deepctr(case: Case, sizes: list[int], device: torch.device, best: bool = Tr
 
     columns = [SparseFeat(f"f{i}", size, embedding_dim=case.embed_dim) for i, size in enumerate(sizes)]
     # use_attention=False is DeepCTR's standard FM (its documentation says so)
-    model = AFM(columns, columns, use_attention=case.model == "afm", attention_factor=max(case.attention_factor, 1),
+    model = AFM(columns, columns, use_attention=case.model == AFM_KIND, attention_factor=max(case.attention_factor, 1),
                 l2_reg_linear=0, l2_reg_embedding=0, l2_reg_att=0, afm_dropout=0, task="regression", device=str(device))
     return model, _peer_optimizer(model, case, sizes, best), lambda ids: ids.float()  # its input format
 
@@ -259,7 +262,7 @@ def training_speed(case: Case, rows: np.ndarray, sizes: list[int], libraries: li
         trainers[library] = _Trainer(library, case, rows, sizes, device)
         trainers[library].calibrate(window_seconds)
     speeds = alternated({name: trainer.window for name, trainer in trainers.items()}, windows)
-    if case.model == "afm" and case.data == HEADLINE[0] and case.attention_factor == HEADLINE[2] \
+    if case.model == AFM_KIND and case.data == HEADLINE[0] and case.attention_factor == HEADLINE[2] \
             and case.batch_size == HEADLINE[3]:
         speeds["work_limit"] = distinct_work_limit(case, rows, sizes, windows, window_seconds, torch.device(device))
     return speeds
@@ -286,10 +289,10 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
                         device: torch.device = torch.device("cpu")) -> float:
     """Samples/s if a step did only the work no AFM can avoid: the attention network's three matmuls
     (forward, input and weight gradients) over the batch's U distinct pairs (median U of real batches), at
-    the faster of PyTorch's matmul and oneDNN's (`afm.matmul.mm`, which ours uses), and four passes over the
+    the faster of PyTorch's matmul and oneDNN's (`afm.fast.matmul.mm`, which ours uses), and four passes over the
     B x P x k cells (gather and pool, forward and backward) at the memory bandwidth measured here."""
     m, k, t = len(sizes), case.embed_dim, case.attention_factor
-    model = build_model(ModelConfig("afm", sum(sizes), m, embed_dim=1, attention_factor=1))
+    model = build_model(ModelConfig(AFM_KIND, sum(sizes), m, embed_dim=1, attention_factor=1))
     ids = torch.as_tensor(rows + _field_offsets(sizes))
     generator = torch.Generator().manual_seed(0)
     distinct = round(statistics.median(
@@ -312,16 +315,16 @@ def distinct_work_limit(case: Case, rows: np.ndarray, sizes: list[int], windows:
         _synchronize(device)
 
     timed = alternated({"torch": _repeat_timer(three_matmuls(torch.mm), window_seconds),
-                        "afm.matmul": _repeat_timer(three_matmuls(mm), window_seconds),
+                        "afm.fast.matmul": _repeat_timer(three_matmuls(mm), window_seconds),
                         "copy": _repeat_timer(copy, window_seconds)}, windows)
     seconds_per_cell_pass = timed["copy"] / source.numel()
-    return case.batch_size / (min(timed["torch"], timed["afm.matmul"]) + 4 * cells * seconds_per_cell_pass)
+    return case.batch_size / (min(timed["torch"], timed["afm.fast.matmul"]) + 4 * cells * seconds_per_cell_pass)
 
 
 def distinct_pair_fraction(rows: np.ndarray, sizes: list[int], batch_size: int, batches: int = 20) -> float:
     """Share of a batch's (row, pair) cells that are distinct feature pairs: what AFM computes per step,
     counted by the model's own `distinct_pairs`."""
-    model = build_model(ModelConfig("afm", sum(sizes), len(sizes), embed_dim=1, attention_factor=1))
+    model = build_model(ModelConfig(AFM_KIND, sum(sizes), len(sizes), embed_dim=1, attention_factor=1))
     ids = torch.as_tensor(rows + _field_offsets(sizes))
     generator = torch.Generator().manual_seed(0)
     shares = []
@@ -336,10 +339,6 @@ def distinct_pair_fraction(rows: np.ndarray, sizes: list[int], batch_size: int, 
 def explanation_latency(data_dir=None, runs: int = 5) -> dict:
     """One instance's decomposition with ablation, and every global statistic of the whole Frappe test split
     (random rows of its shape where the files are not here), for AFM at k = t = 256."""
-    from afm.explain import decompose, explain_split
-    from afm.interactions import interactions
-    from afm.statistics import attention_shape, faithfulness_summary, pair_statistics, planted_precision
-
     try:
         dataset = load_dataset("frappe", data_dir)
     except AFMError:
@@ -350,7 +349,7 @@ def explanation_latency(data_dir=None, runs: int = 5) -> dict:
                           [f"v{i}" for i in range(sum(FRAPPE_FIELD_SIZES))],
                           {"train": split(100), "validation": split(100), "test": split(28860)}, {"kind": "random"})
     torch.manual_seed(0)
-    model = build_model(ModelConfig("afm", dataset.num_features, dataset.num_fields, EMBED_DIM, 256))
+    model = build_model(ModelConfig(AFM_KIND, dataset.num_features, dataset.num_fields, EMBED_DIM, 256))
     with torch.no_grad():
         model.embedding.weight.normal_(0, 0.1)  # a trained-like spread, so softmax and ranks are not degenerate
     model.eval()
@@ -396,7 +395,7 @@ def _memory_mb() -> tuple[float, float]:
 
 def _peak_rss_child(library: str, case: Case, rows: np.ndarray, sizes: list[int], device: str, steps: int,
                     queue) -> None:
-    from afm.allocator import retain_freed_memory
+    from afm.fast.allocator import retain_freed_memory
 
     retain_freed_memory()  # as `afm train` runs
     trainer = _Trainer(library, case, rows, sizes, device)
@@ -456,8 +455,8 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
     data_name, _, t, batch = HEADLINE
     rows, sizes, _ = data[data_name]
     memory_rows = [{"library": name, "model": kind,
-                    **peak_memory(name, Case(data_name, kind, t if kind == "afm" else 0, batch), rows, sizes, device)}
-                   for name in libraries if not name.endswith(AS_SHIPPED) for kind in ("fm", "afm")]
+                    **peak_memory(name, Case(data_name, kind, t if kind == AFM_KIND else 0, batch), rows, sizes, device)}
+                   for name in libraries if not name.endswith(AS_SHIPPED) for kind in (FM_KIND, AFM_KIND)]
     return {
         "device": _device_name(device), "threads": torch.get_num_threads(), "libraries": status,
         "windows": windows, "window_seconds": window_seconds,

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from afm.errors import DataError
+from afm.core.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 
@@ -40,6 +40,7 @@ class Dataset:
     planted_pairs: list[tuple[str, str]] = field(default_factory=list)
     notes: str = ""
     planted_effects: dict = field(default_factory=dict, repr=False)  # (a, b) -> what the pair adds, by values
+    latent: object = field(default=None, repr=False)  # generated data: its latent score (afm.data.synthetic)
 
     def __post_init__(self):
         m, n_feat = len(self.field_names), len(self.feature_names)

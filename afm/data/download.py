@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from afm.errors import DataError
+from afm.core.errors import DataError
 
 NFM = "https://raw.githubusercontent.com/hexiangnan/neural_factorization_machine/master/data/frappe"
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from afm.core.errors import DataError
 from afm.data.dataset import Dataset, Split, draw_negatives
 from afm.data.libfm import find_split_file, read_libfm
-from afm.errors import DataError
+from afm.data.source import Source
 
 FIELDS = ["user", "app", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
 RAW_COLUMNS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
@@ -204,3 +205,17 @@ def load_frappe(data_dir: Path) -> Dataset:
             raise DataError(f"Frappe's {split} split has labels other than -1 and 1")
     return Dataset(name="frappe", field_names=FIELDS, feature_names=names, splits=splits,
                    source={"kind": "frappe"}, task="binary", notes="; ".join(notes))
+
+
+def frappe_status(data_dir: Path) -> dict:
+    frappe_dir = Path(data_dir) / "frappe"
+    have = all(find_split_file(frappe_dir, "frappe", s) is not None for s in ("validation", "test"))
+    return {"available": have, "where": str(frappe_dir), "get": "" if have else "python -m afm download frappe"}
+
+
+# The paper's settings for Frappe (embedding size 256, Adagrad, batch 128, 100 epochs); each family adds its own.
+SOURCE = Source("frappe", "the NFM/AFM Frappe libfm files (app usage in context), named from the raw release",
+                load=lambda spec, directory, target=None, seed=0: load_frappe(directory),
+                recorded=lambda spec, directory: load_frappe(directory), status=frappe_status,
+                presets={"embed_dim": 256, "epochs": 100, "batch_size": 128, "optimizer": "adagrad"},
+                quick={"embed_dim": 64, "attention_factor": 64, "epochs": 6, "batch_size": 512})

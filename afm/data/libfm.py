@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from afm.core.errors import DataError
+from afm.core.limits import check_allocation
 from afm.data.dataset import SPLITS, Dataset, Split, labels_like_train
+from afm.data.source import Source
 from afm.data.textfile import iter_lines
-from afm.limits import check_allocation
-from afm.errors import DataError
 
 MAX_FEATURE_ID = 2**31 - 1  # beyond this an embedding table could never be allocated
 
@@ -120,3 +121,9 @@ def load_libfm_dir(directory: Path) -> Dataset:
     feature_names = [f"{field_names[o]}={i}" if o >= 0 else f"unused={i}" for i, o in enumerate(owner)]
     return Dataset(name=stem, field_names=field_names, feature_names=feature_names, splits=splits,
                    source={"kind": "libfm", "path": str(directory)}, task=task)
+
+
+SOURCE = Source("libfm", "a libfm directory (NAME.{train,validation,test}.libfm[.gz])",
+                load=lambda spec, directory, target=None, seed=0: load_libfm_dir(Path(spec).expanduser()),
+                recorded=lambda spec, directory: load_libfm_dir(Path(spec["path"])),
+                claims=lambda path: path.is_dir(), quick={"epochs": 10}, user_data=True)

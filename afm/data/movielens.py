@@ -15,12 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from afm.core.errors import DataError
 from afm.data.dataset import Dataset, draw_negatives, random_split
+from afm.data.source import Source
 from afm.data.textfile import decode_text, read_bytes
-from afm.errors import DataError
 
 ZIP_TAGS, ZIP_MOVIES = "ml-10M100K/tags.dat", "ml-10M100K/movies.dat"
 NEGATIVES_PER_POSITIVE = 2
+TAGS_CANDIDATES = (
+    "movielens/ml-10m.zip",
+    "movielens/tags.csv",
+    "movielens/tags.dat",
+    "ml-tag/fallback/ml-10m.tags.semicolon.dat.gz",  # the team's shared copy of ML-10M tags
+)
 
 
 def parse_tags(text: str, path: Path) -> pd.DataFrame:
@@ -116,3 +123,34 @@ def build_movielens(path: Path, seed: int = 0) -> Dataset:
                    task="binary",
                    notes=f"built from {Path(path).name}: {len(frame)} tag applications, {n_users} users, "
                          f"{n_movies} movies, {n_tags} tags, {NEGATIVES_PER_POSITIVE} sampled negatives each")
+
+
+def find_tags(directory: Path) -> Path | None:
+    """The first MovieLens tags file of TAGS_CANDIDATES in a data directory."""
+    for relative in TAGS_CANDIDATES:
+        if (Path(directory) / relative).is_file():
+            return Path(directory) / relative
+    return None
+
+
+def load_movielens(directory: Path, seed: int = 0) -> Dataset:
+    tags = find_tags(directory)
+    if tags is None:
+        raise DataError(f"no MovieLens tags file in {directory} (looked for {', '.join(TAGS_CANDIDATES)}); "
+                        f"run: python -m afm download movielens")
+    return build_movielens(tags, seed=seed)
+
+
+def movielens_status(directory: Path) -> dict:
+    tags = find_tags(directory)
+    return {"available": tags is not None, "where": str(tags or Path(directory) / "movielens"),
+            "get": "" if tags else "python -m afm download movielens"}
+
+
+# The paper's settings for MovieLens (embedding size 256, Adagrad, batch 4096, 100 epochs).
+SOURCE = Source("movielens", "the paper's MovieLens-tag task (user, movie, tag) built from a MovieLens tags file",
+                load=lambda spec, directory, target=None, seed=0: load_movielens(directory, seed),
+                recorded=lambda spec, directory: build_movielens(Path(spec["path"]), seed=spec.get("seed", 0)),
+                status=movielens_status,
+                presets={"embed_dim": 256, "epochs": 100, "batch_size": 4096, "optimizer": "adagrad"},
+                quick={"embed_dim": 64, "epochs": 6})

@@ -1,4 +1,6 @@
-"""Where data lives and how a source name becomes a Dataset.
+"""The data-source registry: where data lives and how a source name, a path or a recorded source becomes
+a Dataset. Each source is one module declaring a `Source` (afm.data.source); a new one is one line in
+SOURCES.
 
 Data directory: the `--data-dir` flag, else `AFM_DATA_DIR`, else a per-user cache directory.
 Layout inside it (what `python -m afm download` writes):
@@ -10,22 +12,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from afm.core.errors import DataError
+from afm.core.paths import user_directory
+from afm.data import frappe, libfm, movielens, synthetic, tabular
 from afm.data.dataset import Dataset
-from afm.data.frappe import load_frappe
-from afm.data.libfm import load_libfm_dir
-from afm.data.movielens import build_movielens
-from afm.data.synthetic import make_synthetic, make_wide
-from afm.data.tabular import load_csv
-from afm.errors import DataError
-from afm.paths import user_directory
+from afm.data.permuted import KEY as PERMUTED
+from afm.data.permuted import original_source, permute_labels
+from afm.data.source import Source
 
-NAMED_SOURCES = ("synthetic", "wide", "frappe", "movielens")
-MOVIELENS_CANDIDATES = (
-    "movielens/ml-10m.zip",
-    "movielens/tags.csv",
-    "movielens/tags.dat",
-    "ml-tag/fallback/ml-10m.tags.semicolon.dat.gz",  # the team's shared copy of ML-10M tags
-)
+SOURCES: tuple[Source, ...] = (synthetic.SYNTHETIC, synthetic.WIDE, frappe.SOURCE, movielens.SOURCE, libfm.SOURCE,
+                               tabular.SOURCE)
+BY_NAME = {source.name: source for source in SOURCES}
+NAMED_SOURCES = tuple(source.name for source in SOURCES if source.named)
 
 
 def data_dir(flag: str | os.PathLike | None = None) -> Path:
@@ -33,71 +31,53 @@ def data_dir(flag: str | os.PathLike | None = None) -> Path:
     return user_directory(flag, "AFM_DATA_DIR", "cache", "data")
 
 
-def find_movielens_tags(directory: Path) -> Path | None:
-    for relative in MOVIELENS_CANDIDATES:
-        if (Path(directory) / relative).is_file():
-            return Path(directory) / relative
-    return None
+def _choices() -> str:
+    return ", ".join(NAMED_SOURCES) + ", " + " or ".join(s.summary.split(" (")[0] for s in SOURCES if not s.named)
+
+
+def source_for(spec: str) -> Source:
+    """The source a --data value names: a named source, or the first path source that claims the path."""
+    if spec in BY_NAME and BY_NAME[spec].named:
+        return BY_NAME[spec]
+    path = Path(spec).expanduser()
+    for source in SOURCES:
+        if not source.named and source.claims(path):
+            return source
+    raise DataError(f"unknown data source {spec!r}: use {_choices()}")
 
 
 def load_dataset(source: str | dict, data_dir_flag: str | os.PathLike | None = None,
                  target: str | None = None, seed: int = 0) -> Dataset:
-    """`source` is 'synthetic', 'frappe', 'movielens', a libfm directory, a CSV path, or the `source`
-    dict a Dataset (and so a checkpoint) records."""
-    if isinstance(source, dict):
-        return _load_recorded(source, data_dir_flag)
+    """`source` is a named source ('synthetic', 'frappe', ...), a libfm directory, a CSV path, or the
+    `source` dict a Dataset (and so a checkpoint) records."""
     directory = data_dir(data_dir_flag)
-    if source == "synthetic":
-        return make_synthetic(seed=seed)
-    if source == "wide":
-        return make_wide(seed=seed)
-    if source == "frappe":
-        return load_frappe(directory)
-    if source == "movielens":
-        tags = find_movielens_tags(directory)
-        if tags is None:
-            raise DataError(f"no MovieLens tags file in {directory} (looked for {', '.join(MOVIELENS_CANDIDATES)}); "
-                            f"run: python -m afm download movielens")
-        return build_movielens(tags, seed=seed)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return load_libfm_dir(path)
-    if path.is_file():
-        return load_csv(path, target, seed=seed)
-    raise DataError(f"unknown data source {source!r}: use synthetic, wide, frappe, movielens, a libfm directory or a CSV file")
+    if isinstance(source, dict):
+        kind = source.get("kind")
+        if kind not in BY_NAME:
+            raise DataError(f"unknown recorded data source {source!r}")
+        if PERMUTED in source:  # null data: the original, its labels permuted (afm.data.permuted)
+            return permute_labels(BY_NAME[kind].recorded(original_source(source), directory), source[PERMUTED])
+        return BY_NAME[kind].recorded(source, directory)
+    return source_for(source).load(source, directory, target=target, seed=seed)
 
 
-def _load_recorded(spec: dict, data_dir_flag) -> Dataset:
-    kind = spec.get("kind")
-    if kind == "synthetic":
-        args = {k: spec[k] for k in ("seed", "rows", "planted", "strength", "first_order", "noise", "fields") if k in spec}
-        return make_synthetic(**args)
-    if kind == "wide":
-        return make_wide(**{k: spec[k] for k in ("seed", "rows") if k in spec})
-    if kind == "frappe":
-        return load_frappe(data_dir(data_dir_flag))
-    if kind == "movielens":
-        return build_movielens(Path(spec["path"]), seed=spec.get("seed", 0))
-    if kind == "libfm":
-        return load_libfm_dir(Path(spec["path"]))
-    if kind == "csv":
-        return load_csv(Path(spec["path"]), spec.get("target"), seed=spec.get("seed", 0))
-    raise DataError(f"unknown recorded data source {spec!r}")
+def presets(dataset_name: str) -> dict:
+    """The settings a named source's data trains with by default ({} for a user's data)."""
+    source = BY_NAME.get(dataset_name)
+    return dict(source.presets) if source is not None and source.named else {}
+
+
+def quick_overrides(dataset_name: str) -> dict:
+    """--quick: the same protocol at a size that runs in minutes on a 2-core CPU."""
+    source = BY_NAME.get(dataset_name)
+    return dict(source.quick) if source is not None and source.named else {"epochs": 10}
+
+
+def is_user_data(source_kind: str) -> bool:
+    return source_kind in BY_NAME and BY_NAME[source_kind].user_data
 
 
 def dataset_status(data_dir_flag=None) -> list[dict]:
     """What is available locally, and how to get the rest: one dict per named source."""
     directory = data_dir(data_dir_flag)
-    frappe_dir = directory / "frappe"
-    have_frappe = all(any((frappe_dir / f"frappe.{s}.libfm{ext}").is_file() for ext in ("", ".gz"))
-                      for s in ("validation", "test"))
-    tags = find_movielens_tags(directory)
-    return [
-        {"name": "synthetic", "available": True, "where": "generated by afm.data.synthetic", "get": ""},
-        {"name": "wide", "available": True, "where": "generated by afm.data.synthetic (24 fields, long-tailed)",
-         "get": ""},
-        {"name": "frappe", "available": have_frappe, "where": str(frappe_dir),
-         "get": "" if have_frappe else "python -m afm download frappe"},
-        {"name": "movielens", "available": tags is not None, "where": str(tags or directory / "movielens"),
-         "get": "" if tags else "python -m afm download movielens"},
-    ]
+    return [{"name": source.name, **source.status(directory)} for source in SOURCES if source.named]

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from afm.core.errors import DataError
 from afm.data.dataset import Dataset, binary_or_regression, random_split
+from afm.data.source import Source
 from afm.data.textfile import read_text
-from afm.errors import DataError
 
 MAX_LEVELS = 20  # a numeric column with more distinct values than this is binned
 QUANTILE_BINS = 10
@@ -123,3 +124,10 @@ def load_csv(path: Path, target: str | None, seed: int = 0) -> Dataset:
 def csv_columns(path: Path) -> list[str]:
     """The header of a CSV file (checked as `load_csv` checks it), for choosing a target column."""
     return list(_read_frame(Path(path)).columns)
+
+
+SOURCE = Source("csv", "a CSV file (with --target: every other column is a field)",
+                load=lambda spec, directory, target=None, seed=0: load_csv(Path(spec).expanduser(), target, seed=seed),
+                recorded=lambda spec, directory: load_csv(Path(spec["path"]), spec.get("target"),
+                                                          seed=spec.get("seed", 0)),
+                claims=lambda path: path.is_file(), quick={"epochs": 10}, user_data=True)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import gzip
-from contextlib import contextmanager
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
-from afm.errors import DataError
+from afm.core.errors import DataError
+from afm.core.limits import available_memory
 
 
 @contextmanager
@@ -48,8 +49,6 @@ def read_text(path: Path) -> str:
 def iter_lines(path: Path, max_bytes: int | None = None):
     """The lines of a text file, gzip-compressed or not, decompressed as they are read (never the whole
     file at once). `max_bytes` (default: a tenth of available memory) refuses a file that expands past it."""
-    from afm.limits import available_memory
-
     path = Path(path)
     if max_bytes is None:
         available = available_memory()

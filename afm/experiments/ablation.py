@@ -6,15 +6,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from afm.checkpoints import load_model
-from afm.compare import bootstrap_comparison, paired_errors
 from afm.data.dataset import Dataset
+from afm.data.sources import quick_overrides
 from afm.experiments.results import header
-from afm.explain import explain_split
-from afm.settings import quick_overrides
-from afm.statistics import attention_spread, importance_agreement
-from afm.training import evaluate
-from afm.workflows import fit, save_trained
+from afm.explain.compare import bootstrap_comparison, paired_errors
+from afm.explain.parts import explain_split
+from afm.explain.statistics import attention_spread, importance_agreement
+from afm.models import AFM_KIND, FM_KIND
+from afm.models.inference import evaluate
+from afm.store.checkpoints import load_model
+from afm.training.workflows import fit, save_trained
 
 VARIANTS = {  # name: (overrides on top of AFM's preset, what it isolates)
     "uniform AFM": ({"attention": False}, "attention fixed to 1/P; learned p; retrained from FM"),
@@ -37,9 +38,9 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
     with tempfile.TemporaryDirectory() as tmp:
         if fm_dir is None:
             log(f"ablation on {dataset.name}: FM ...")
-            fm_trained = fit(dataset, "fm", base)
+            fm_trained = fit(dataset, FM_KIND, base)
             fm_trained.raise_if_diverged()
-            fm_dir = save_trained(fm_trained, dataset, Path(tmp) / "fm").path
+            fm_dir = save_trained(fm_trained, dataset, Path(tmp) / FM_KIND).path
         fm_loaded = load_model(fm_dir)
         fm, fm_device = fm_loaded.model, fm_loaded.meta["device"]
         base.update({k: v for k, v in (afm_overrides or {}).items() if v is not None})
@@ -49,13 +50,13 @@ def ablate(dataset: Dataset, quick: bool = False, device: str = "auto", log=prin
                          "history": fm_loaded.meta["history"]}
         for name, (overrides, meaning) in VARIANTS.items():
             log(f"ablation: {name} ...")
-            trained = fit(dataset, "afm", {**base, **overrides}, pretrain_dir=fm_dir)
+            trained = fit(dataset, AFM_KIND, {**base, **overrides}, pretrain_dir=fm_dir)
             trained.raise_if_diverged()
             models[name], result = trained.model, trained.result
             records[name] = {"meaning": meaning, "settings": trained.params,
                              "best_epoch": result.best_epoch, "seconds": result.seconds, "history": result.history}
         log("ablation: AFM with another seed, for stability ...")
-        trained = fit(dataset, "afm", {**base, "seed": 1}, pretrain_dir=fm_dir)
+        trained = fit(dataset, AFM_KIND, {**base, "seed": 1}, pretrain_dir=fm_dir)
         trained.raise_if_diverged()
         models["AFM, seed 1"] = trained.model
         for name, model in models.items():

@@ -6,14 +6,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from afm.checkpoints import load_model
-from afm.compare import bootstrap_comparison, paired_errors
+from afm.core.paper import TEST_RMSE
 from afm.data.dataset import Dataset
+from afm.data.sources import quick_overrides
 from afm.experiments.results import header, run_record, saved_record
 from afm.experiments.studies import case_study_summary, run_studies
-from afm.paper import TEST_RMSE
-from afm.settings import quick_overrides
-from afm.workflows import fit, save_trained
+from afm.explain.compare import bootstrap_comparison, paired_errors
+from afm.models import AFM_KIND, FM_KIND
+from afm.store.checkpoints import load_model
+from afm.training.workflows import fit, save_trained
 
 
 def epoch_logger(log):
@@ -44,20 +45,20 @@ def reproduce(dataset: Dataset, quick: bool = False, device: str = "auto", studi
         models_dir = Path(keep_models) if keep_models else Path(tmp)
         if fm_dir is None:
             log(f"training FM on {dataset.name} ...")
-            fm_trained = fit(dataset, "fm", extra, on_progress=on_progress)
+            fm_trained = fit(dataset, FM_KIND, extra, on_progress=on_progress)
             fm_trained.raise_if_diverged()
             fm_dir = save_trained(fm_trained, dataset, models_dir / f"{dataset.name}-fm").path
         fm_loaded = load_model(fm_dir)
         fm = fm_loaded.model
         log(f"training AFM from FM's embeddings on {dataset.name} ...")
         afm_extra = {**extra, **(afm_overrides or {}), "p_start": p_start}
-        afm = fit(dataset, "afm", afm_extra, pretrain_dir=fm_dir, on_progress=on_progress)
+        afm = fit(dataset, AFM_KIND, afm_extra, pretrain_dir=fm_dir, on_progress=on_progress)
         afm.raise_if_diverged()
         if keep_models:
             save_trained(afm, dataset, models_dir / f"{dataset.name}-afm")
         results = {
             **header("reproduce", dataset, quick, afm.result.device),
-            "models": {"fm": saved_record(fm_loaded, dataset), "afm": run_record(afm, dataset)},
+            "models": {FM_KIND: saved_record(fm_loaded, dataset), AFM_KIND: run_record(afm, dataset)},
             "comparison": bootstrap_comparison(paired_errors(fm, afm.model, dataset, "test")).to_dict(orient="records"),
             "paper_test_rmse": TEST_RMSE.get(dataset.name, {}),
         }

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from afm.data.dataset import Dataset
-from afm.explain import batch_parts, pair_labels
-from afm.training import evaluate
-from afm.workflows import Trained, fit
+from afm.explain.parts import batch_parts, pair_labels
+from afm.models import AFM_KIND
+from afm.models.inference import evaluate
+from afm.training.workflows import Trained, fit
 
 STUDY_GRIDS = {"attention_factor": [1, 4, 16, 64], "l2_attention": [0.0, 1.0, 4.0, 16.0], "dropout": [0.0, 0.2, 0.5]}
 
@@ -22,7 +23,7 @@ def sweep(dataset: Dataset, parameter: str, values, overrides: dict, fm_dir: Pat
     rows = []
     for value in values:
         log(f"study: AFM with {parameter}={value} ...")
-        result = fit(dataset, "afm", {**overrides, parameter: value}, pretrain_dir=fm_dir).result
+        result = fit(dataset, AFM_KIND, {**overrides, parameter: value}, pretrain_dir=fm_dir).result
         rows.append({"parameter": parameter, "value": value, "validation_rmse": result.best_row["validation_rmse"],
                      "best_epoch": result.best_epoch, "seconds": result.seconds, "stop_reason": result.stop_reason})
     return pd.DataFrame(rows)
@@ -31,7 +32,7 @@ def sweep(dataset: Dataset, parameter: str, values, overrides: dict, fm_dir: Pat
 def fm_plus_attention(dataset: Dataset, fm_dir: Path, overrides: dict) -> Trained:
     """FM+A: FM's embeddings and biases frozen, only the attention network (and p) trained, started as
     exactly the FM (p = P, uniform attention), as the ablation and the verdict run it."""
-    return fit(dataset, "afm", {**overrides, "freeze_fm": True, "p_start": "fm"}, pretrain_dir=fm_dir)
+    return fit(dataset, AFM_KIND, {**overrides, "freeze_fm": True, "p_start": "fm"}, pretrain_dir=fm_dir)
 
 
 def run_studies(dataset: Dataset, fm, fm_dir: Path, overrides: dict, log=print) -> tuple[dict, Trained]:

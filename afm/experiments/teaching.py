@@ -3,20 +3,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from afm.data.synthetic import make_synthetic
-from afm.explain import SplitExplanation, explain_split
-from afm.statistics import planted_precision
-from afm.training import evaluate
-from afm.workflows import fit
+from afm.data.synthetic import FIELDS, make_synthetic
+from afm.explain.parts import SplitExplanation, explain_split, field_pairs
+from afm.explain.statistics import planted_precision
+from afm.models import AFM_KIND, FM_KIND
+from afm.models.inference import evaluate
+from afm.training.workflows import fit
 
 
 @dataclass
 class PlantedResult:
     fm_rmse: float
     afm_rmse: float
-    precision: pd.DataFrame  # afm.statistics.planted_precision of AFM
+    precision: pd.DataFrame  # afm.explain.statistics.planted_precision of AFM
     afm_explanation: SplitExplanation
     histories: dict
 
@@ -28,12 +30,12 @@ def planted_experiment(planted, strength: float = 1.0, noise: float = 0.3, rows:
     `should_stop` ends the current model at its best epoch so far (and skips what is left)."""
     dataset = make_synthetic(seed=seed, rows=rows, planted=planted, strength=strength, noise=noise)
     trained = {}
-    for kind in ("fm", "afm"):
+    for kind in (FM_KIND, AFM_KIND):
         report = None if on_progress is None else (
             lambda epoch, batch, batches, history, stage=kind.upper(): on_progress(epoch, batch, batches, history, stage))
         epochs = {"epochs": 0} if should_stop is not None and should_stop() else {}
         trained[kind] = fit(dataset, kind, {"seed": seed, **epochs}, on_progress=report, should_stop=should_stop)
-    fm, afm = trained["fm"], trained["afm"]
+    fm, afm = trained[FM_KIND], trained[AFM_KIND]
     explanation = explain_split(afm.model, dataset, "test")
     return PlantedResult(fm_rmse=evaluate(fm.model, dataset, "test")["rmse"],
                          afm_rmse=evaluate(afm.model, dataset, "test")["rmse"],
@@ -41,14 +43,9 @@ def planted_experiment(planted, strength: float = 1.0, noise: float = 0.3, rows:
                          histories={"FM": fm.result.history, "AFM": afm.result.history})
 
 
-def planted_truth(planted, strength: float = 1.0) -> tuple[list[str], "np.ndarray"]:
+def planted_truth(planted, strength: float = 1.0) -> tuple[list[str], np.ndarray]:
     """The field names and one value per field pair (the models' pair order): the planted strength where a
     pair is planted, 0 elsewhere; the picture of what a model should find, drawn before any training."""
-    import numpy as np
-
-    from afm.data.synthetic import FIELDS
-    from afm.explain import field_pairs
-
     fields = list(FIELDS)
     chosen = {frozenset(p) for p in planted}
     return fields, np.array([strength if frozenset(p) in chosen else 0.0 for p in field_pairs(fields)])

@@ -15,20 +15,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from afm import settings
-from afm.checkpoints import load_model
-from afm.compare import bootstrap_comparison, paired_errors
+from afm.core.paper import bars_table
 from afm.data.dataset import Dataset
+from afm.data.sources import quick_overrides
+from afm.experiments.markdown import markdown_table
 from afm.experiments.reproduce import epoch_logger
 from afm.experiments.results import header, run_record
-from afm.modelsets import train_set
-from afm.paper import bars_table
-from afm.training import evaluate
-from afm.workflows import fit
+from afm.explain.compare import bootstrap_comparison, paired_errors
+from afm.models import AFM_KIND, FM_KIND
+from afm.models.families import hyperparameters
+from afm.models.inference import evaluate
+from afm.store.checkpoints import load_model
+from afm.training.sets import train_set
+from afm.training.workflows import fit
 
 SEARCH = {  # what each side may change (k fixed); AFM also its attention factor and lambda
-    "fm": {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5)},
-    "afm": {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5),
+    FM_KIND: {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5)},
+    AFM_KIND: {"optimizer": ("adagrad", "adam"), "dropout": (0.0, 0.2, 0.3, 0.5),
             "attention_factor": (16, 64, 256), "l2_attention": (0.0, 1.0, 4.0, 16.0)},
 }
 LEARNING_RATES = {"adagrad": (0.005, 0.01, 0.015, 0.05, 0.1), "adam": (3e-4, 1e-3, 3e-3)}
@@ -40,7 +43,7 @@ VARIANTS = {  # the final runs beside FM and AFM, each from FM seed s
 
 def candidate_configs(dataset_name: str, kind: str, count: int, seed: int = 0) -> list[dict]:
     """`count` distinct configurations: the preset (the paper's, on its datasets) first, then random ones."""
-    preset = settings.hyperparameters(dataset_name, kind)
+    preset = hyperparameters(dataset_name, kind)
     space = SEARCH[kind]
     configs = [{**{k: preset[k] for k in space}, "lr": preset["lr"]}]
     rng = np.random.default_rng(seed)
@@ -124,36 +127,36 @@ def verdict(dataset: Dataset, configs: int = 6, search_epochs: int = 10, seeds: 
     (never commit those trained on licensed data). `fixed`: settings both sides share and nobody searches
     (loss, embed_dim)."""
     started = time.perf_counter()
-    base = {**(settings.quick_overrides(dataset.name) if quick else {}), **(fixed or {}), "device": device}
+    base = {**(quick_overrides(dataset.name) if quick else {}), **(fixed or {}), "device": device}
     search_base = {**base, "epochs": search_epochs}
     final_base = {**base, **({"epochs": epochs} if epochs else {})}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(models_dir) if models_dir else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         cache = root / "search.json"  # a rerun with the same --models-dir resumes the search
-        fm_rows = search(dataset, "fm", candidate_configs(dataset.name, "fm", configs), search_base, log=log,
+        fm_rows = search(dataset, FM_KIND, candidate_configs(dataset.name, FM_KIND, configs), search_base, log=log,
                          cache=cache)
         fm_best = min(fm_rows, key=_validation)["config"]
         log(f"FM chosen on validation: {fm_best}; {seeds} seeds ...")
-        fm_dirs = train_set(dataset, "fm", root / "fm", list(range(seeds)), {**final_base, **fm_best}, log=log,
+        fm_dirs = train_set(dataset, FM_KIND, root / FM_KIND, list(range(seeds)), {**final_base, **fm_best}, log=log,
                             on_progress=epoch_logger(log))
-        afm_rows = search(dataset, "afm", candidate_configs(dataset.name, "afm", configs), search_base,
+        afm_rows = search(dataset, AFM_KIND, candidate_configs(dataset.name, AFM_KIND, configs), search_base,
                           pretrain_dir=fm_dirs[0], log=log, cache=cache)
         afm_best = min(afm_rows, key=_validation)["config"]
         log(f"AFM chosen on validation: {afm_best}; {seeds} seeds and the variants ...")
         runs = {"FM": fm_dirs}
         for name, extra in {"AFM": {}, **VARIANTS}.items():
             folder = root / name.lower().replace(" ", "-").replace("+", "-plus-")
-            runs[name] = train_set(dataset, "afm", folder, list(range(seeds)), {**final_base, **afm_best, **extra},
-                                   pretrain_dir=root / "fm", log=log)
+            runs[name] = train_set(dataset, AFM_KIND, folder, list(range(seeds)), {**final_base, **afm_best, **extra},
+                                   pretrain_dir=root / FM_KIND, log=log)
         final = final_runs(runs, dataset)
     summary, comparisons = summarize_runs(final)
-    chosen_settings = settings.hyperparameters(dataset.name, "fm", base)
+    chosen_settings = hyperparameters(dataset.name, FM_KIND, base)
     budget = {"configurations": configs, "epoch_cap": search_epochs, "seed": 0,
               "embed_dim": chosen_settings["embed_dim"], "loss": chosen_settings["loss"]}
     return {**header("verdict", dataset, quick, final[0]["device"]),
-            "budget": {"fm": budget, "afm": budget}, "search": {"fm": fm_rows, "afm": afm_rows},
-            "chosen": {"fm": fm_best, "afm": afm_best}, "runs": final, "summary": summary,
+            "budget": {FM_KIND: budget, AFM_KIND: budget}, "search": {FM_KIND: fm_rows, AFM_KIND: afm_rows},
+            "chosen": {FM_KIND: fm_best, AFM_KIND: afm_best}, "runs": final, "summary": summary,
             "comparisons": comparisons, "wall_seconds": time.perf_counter() - started}
 
 
@@ -305,19 +308,17 @@ def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
                 or _headline(verdict_results)[0] != "logloss"):
             continue
         ours = {row["model"]: row for row in verdict_results["summary"]}
-        k = verdict_results["budget"]["fm"]["embed_dim"]
+        k = verdict_results["budget"][FM_KIND]["embed_dim"]
         bars[f"ours_test_auc (k={k})"] = bars.method.map(lambda m: ours[m]["auc_mean"])
         bars[f"ours_test_logloss (k={k})"] = bars.method.map(lambda m: ours[m]["mean"])
     return bars
 
 
 def verdict_markdown(results: dict) -> str:
-    from afm.experiments.results import _markdown
-
     tables = verdict_tables(results)
     comparisons = tables["comparisons"].drop(columns=["bootstrap_half_width"])
-    parts = [verdict_sentence(results), "", _markdown(tables["budget"]), "", _markdown(tables["summary"], 4), "",
-             _markdown(comparisons, 4)]
+    parts = [verdict_sentence(results), "", markdown_table(tables["budget"]), "", markdown_table(tables["summary"], 4), "",
+             markdown_table(comparisons, 4)]
     if not tables.get("reference", pd.DataFrame()).empty:
-        parts += ["", _markdown(tables["reference"], 4)]
+        parts += ["", markdown_table(tables["reference"], 4)]
     return "\n".join(parts)

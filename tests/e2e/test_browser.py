@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -176,7 +175,7 @@ def test_importing_a_pytorch_fm_model_from_the_train_page(server, page, shots, t
     from torchfm.model.afm import AttentionalFactorizationMachineModel
 
     from afm.data import make_synthetic
-    from afm.importers import field_vocabularies
+    from afm.store.importers import field_vocabularies
 
     sizes = [len(v) for v in field_vocabularies(make_synthetic())]
     torch.manual_seed(0)
