@@ -13,7 +13,8 @@ import streamlit as st
 
 from afm.core.errors import AFMError
 from afm.data import Dataset, load_dataset
-from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_models, noise_ceiling
+from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_measured, measure_models, noise_ceiling
+from afm.explain.truth import truth_strength
 from afm.explain.compare import paired_errors
 from afm.explain.parts import SplitExplanation, explain_split
 from afm.data.permuted import is_null
@@ -60,29 +61,44 @@ def cached_errors(baseline_key: str, explained_key: str, split: str, _baseline, 
     return paired_errors(_baseline, _explained, _dataset, split)
 
 
-@st.cache_resource(show_spinner="Measuring every field pair in every model (function-level too)...", max_entries=8)
-def cached_comparison(keys: tuple, split: str, sample: int | None, references: int, _models: dict, _dataset: Dataset,
-                      _sets: dict, _nulls: dict | None = None, noise_draws: int = 0,
-                      measures: tuple = FAST_MEASURES) -> SetComparison:
-    return compare_models(_models, _dataset, split, sample, references, sets=_sets, null_models=_nulls,
-                          noise_draws=noise_draws, measures=measures)
+@st.cache_data(show_spinner="Measuring every field pair (function-level too)...", max_entries=64)
+def _measures(key: str, split: str, sample: int | None, references: int, measures: tuple, _model,
+              _dataset: Dataset) -> tuple[pd.DataFrame, float]:
+    """One model's measures on a seeded sample (every model is measured on the same rows and references)."""
+    values, rmse = measure_models({key: _model}, _dataset, split, sample, references, measures=measures)
+    return values, rmse[key]
+
+
+@st.cache_data(show_spinner="Measuring the truth of the generated data...", max_entries=8)
+def _truth(fingerprint: str, loss: str, split: str, sample: int | None, references: int, _dataset: Dataset):
+    return truth_strength(_dataset, loss, split, sample, references)
+
+
+def _measured(entries_: list[ModelEntry], split, sample, references, measures) -> tuple[pd.DataFrame, dict]:
+    frames, rmse = [], {}
+    for entry in entries_:
+        loaded, dataset, key = load_entry(entry)
+        values, rmse[entry.name] = _measures(key, split, sample, references, tuple(measures), loaded.model, dataset)
+        frames.append(values.assign(model=entry.name))
+    return pd.concat(frames, ignore_index=True), rmse
 
 
 def compare_entries(chosen: list[ModelEntry], split: str = "test", sample: int | None = 2000,
-                    references: int = 16, nulls: list[ModelEntry] = (), noise_draws: int = 0,
-                    measures: tuple = FAST_MEASURES) -> SetComparison:
-    """The set comparison of registry entries (all of one dataset), cached by their keys; null entries
-    (permuted labels) are measured on the same rows."""
-    loaded = {e.name: load_entry(e) for e in chosen}
-    fingerprints = {data.fingerprint for _, data, _ in loaded.values()}
-    if len(fingerprints) > 1:
+                    references: int = 16, nulls: list[ModelEntry] = (), measures: tuple = FAST_MEASURES) -> SetComparison:
+    """The set comparison of registry entries (all of one dataset), each model measured once and cached by
+    its key; null entries (permuted labels) are measured on the same rows, and on generated data the truth."""
+    datasets = {load_entry(e)[1].fingerprint: load_entry(e)[1] for e in chosen}
+    if len(datasets) > 1:
         raise AFMError("the chosen models were trained on different data; compare models of one dataset")
-    dataset = next(iter(loaded.values()))[1]
-    null_models = {e.name: load_entry(e)[0].model for e in nulls}
-    keys = tuple(key for _, _, key in loaded.values()) + tuple(model_key(e) for e in nulls)
-    return cached_comparison(keys, split, sample, references, {n: m.model for n, (m, _, _) in loaded.items()},
-                             dataset, {e.name: e.set_dir.name if e.set_dir else "" for e in chosen},
-                             null_models or None, noise_draws, tuple(measures))
+    dataset = next(iter(datasets.values()))
+    values, rmse = _measured(chosen, split, sample, references, measures)
+    null_values = _measured(list(nulls), split, sample, references, measures)[0] if nulls else None
+    truth = None
+    if dataset.latent is not None:
+        truth = _truth(dataset.fingerprint, load_entry(chosen[0])[0].model.config.loss, split, sample, references,
+                       dataset)
+    return compare_measured(values, rmse, dataset, sets={e.name: e.set_dir.name if e.set_dir else "" for e in chosen},
+                            null_values=null_values, truth=truth)
 
 
 @st.cache_data(show_spinner="Measuring one model over fresh draws (the noise ceiling)...", max_entries=16)

@@ -126,16 +126,23 @@ with friendly_errors():
     measure = st.radio("Measure", MEASURES[::-1], index=MEASURES[::-1].index("interaction"), horizontal=True,
                        key="which_measure", help="; ".join(f"{k}: {v}" for k, v in MEANING.items()))
     measures = MEASURES if measure == "h_statistic" else FAST_MEASURES
-    comparison = compare_entries(chosen, split, sample, references, nulls=nulls, measures=measures)
-    st.caption(comparison.accuracy_note)
     st.caption(MEANING[measure].replace("*", "\\*"))
+    chart = st.empty()  # the trained models' bands first; the null's band joins them once it is measured
+    comparison = compare_entries(chosen, split, sample, references, measures=measures)
+    bands = comparison.bands[comparison.bands.measure == measure]
+    if not bands.empty and nulls:
+        with chart.container():
+            show_chart(charts.pair_bands(bands, f"Field pairs by {measure}", measure, top=TOP), "which_bands_first")
+        comparison = compare_entries(chosen, split, sample, references, nulls=nulls, measures=measures)
+        bands = comparison.bands[comparison.bands.measure == measure]
+    st.caption(comparison.accuracy_note)
     for warning in comparison.baseline_warnings(measure):
         st.warning(warning)
-    bands = comparison.bands[comparison.bands.measure == measure]
     if bands.empty:
         st.info("No model here has this measure (attention needs an AFM with attention).")
     else:
-        show_chart(charts.pair_bands(bands, f"Field pairs by {measure}", measure, top=TOP), "which_bands")
+        with chart.container():
+            show_chart(charts.pair_bands(bands, f"Field pairs by {measure}", measure, top=TOP), "which_bands")
         if len(bands) > TOP:
             st.caption(f"The {TOP} strongest of {len(bands)} pairs are drawn; the table below has them all.")
         robust = bands[bands.robust]

@@ -46,6 +46,7 @@ def add(sub) -> None:
     c.add_argument("--sample", type=int, default=2000, help="train rows the ranking is measured on")
     c.add_argument("--epochs", type=int, help=f"the fixed budget's epochs (default {BUDGET['epochs']}, with patience "
                    f"{BUDGET['patience']})")
+    c.add_argument("--batch-size", type=int, help=f"the fixed budget's batch (default {BUDGET['batch_size']})")
     c.add_argument("--json", action="store_true", help="the summary rows as JSON")
     c.add_argument("--out", metavar="FILE", help="also write a results file")
     add_data_dir(c)
@@ -125,7 +126,9 @@ def cmd_crosses(args) -> int:
         if dataset is not None and data.fingerprint != dataset.fingerprint:
             raise AFMError(f"{path} was trained on other data than the first model; use models of one dataset")
         dataset, models[member_name(path)] = data, loaded.model
-    budget = {} if args.epochs is None else {"epochs": args.epochs}
+    if args.batch_size is not None and args.batch_size < 1:
+        raise AFMError(f"--batch-size takes 1 or more, not {args.batch_size}")
+    budget = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     results = crosses(models, dataset, ks, args.seeds, args.sample, budget=budget, log=stderr_log)
     table = crosses_table(results)
     if args.json:

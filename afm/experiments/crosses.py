@@ -32,7 +32,7 @@ from afm.training.loop import TrainConfig, train
 
 MIN_COUNT = 5  # value pairs rarer than this in train share one "other" value of the crossed field
 RANDOM_DRAWS = 10
-BUDGET = {"epochs": 10, "batch_size": 1024, "lr": 0.01, "optimizer": "adam", "patience": 3}
+BUDGET = {"epochs": 5, "batch_size": 2048, "lr": 0.01, "optimizer": "adam", "patience": 2}
 
 
 def crossed(dataset: Dataset, pairs: list[tuple[str, str]], min_count: int = MIN_COUNT) -> Dataset:

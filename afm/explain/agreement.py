@@ -189,25 +189,35 @@ def compare_models(models: dict, dataset: Dataset, split: str = "test", sample: 
     options = dict(split=split, sample=sample, reference_count=reference_count, seed=seed,
                    reference_seed=reference_seed, measures=measures, draw_per_model=draw_per_model)
     values, rmse = measure_models(models, dataset, **options)
+    null_values = measure_models(null_models, dataset, **options)[0] if null_models else None
+    noise = truth = None
+    if noise_draws:
+        noise = noise_ceiling(next(iter(models.values())), dataset, split, sample, reference_count, noise_draws,
+                              seed, measures, top_k)
+    if dataset.latent is not None:
+        loss = next(iter(models.values())).config.loss
+        truth = truth_strength(dataset, loss, split, sample, reference_count, seed, reference_seed)
+    return compare_measured(values, rmse, dataset, top_k, sets, null_values, noise, truth)
+
+
+def compare_measured(values: pd.DataFrame, rmse: dict, dataset: Dataset, top_k: int = 3,
+                     sets: dict[str, str] | None = None, null_values: pd.DataFrame | None = None,
+                     noise: pd.DataFrame | None = None, truth: np.ndarray | None = None) -> SetComparison:
+    """A comparison from measurements already taken (`measure_models` of the models and of their null,
+    `noise_ceiling`, `truth_strength`): what `compare_models` returns, without measuring anything again."""
     comparison = summarize(values, rmse, top_k, sets)
     comparison.structure = structure_agreement(comparison.bands, structure_baselines(dataset))
-    if null_models:
-        null_values, _ = measure_models(null_models, dataset, **options)
+    if null_values is not None and not null_values.empty:
         null_bands, comparison.null_agreement = null_comparison(values, null_values)
         comparison.bands = comparison.bands.merge(null_bands, on=["measure", "field_a", "field_b"], how="left")
-    if noise_draws:
-        first = next(iter(models.values()))
-        comparison.noise = noise_ceiling(first, dataset, split, sample, reference_count, noise_draws, seed, measures,
-                                         top_k)
-        over_draws = {(m, pair) for m, pairs in zip(comparison.noise.measure, comparison.noise.robust_over_draws)
-                      for pair in pairs}
+    if noise is not None:
+        comparison.noise = noise
+        over_draws = {(m, pair) for m, pairs in zip(noise.measure, noise.robust_over_draws) for pair in pairs}
         comparison.bands["robust_over_models"] = comparison.bands.robust
         comparison.bands["robust"] = comparison.bands.robust & np.array([
             (m, f"{a} x {b}") in over_draws for m, a, b in
             zip(comparison.bands.measure, comparison.bands.field_a, comparison.bands.field_b)], dtype=bool)
-    if dataset.latent is not None:
-        loss = next(iter(models.values())).config.loss
-        truth = truth_strength(dataset, loss, split, sample, reference_count, seed, reference_seed)
+    if truth is not None:
         comparison.truth = truth_agreement(values, truth, dataset, top_k)
     return comparison
 
