@@ -87,7 +87,7 @@ def compare_entries(chosen: list[ModelEntry], split: str = "test", sample: int |
                     references: int = 16, nulls: list[ModelEntry] = (), measures: tuple = FAST_MEASURES) -> SetComparison:
     """The set comparison of registry entries (all of one dataset), each model measured once and cached by
     its key; null entries (permuted labels) are measured on the same rows, and on generated data the truth."""
-    datasets = {load_entry(e)[1].fingerprint: load_entry(e)[1] for e in chosen}
+    datasets = {data.fingerprint: data for data in (load_entry(e)[1] for e in chosen)}
     if len(datasets) > 1:
         raise AFMError("the chosen models were trained on different data; compare models of one dataset")
     dataset = next(iter(datasets.values()))

@@ -74,15 +74,6 @@ class MaskedFM(FM):
         removed = (v[:, self.masked_rows] * v[:, self.masked_cols]).sum(1)
         return self.output(x, pairwise_sum(v) - removed)
 
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
-            return self(x)
-        finally:
-            self.train(was_training)
-
 
 def _fit(model, dataset: Dataset, seed: int, budget: dict) -> dict:
     with torch.random.fork_rng(devices=[]):
