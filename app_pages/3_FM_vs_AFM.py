@@ -14,7 +14,7 @@ from afm.experiments.results import (
     stability_table,
     sweep_table,
 )
-from afm.experiments.verdict import verdict_sentence, verdict_tables
+from afm.experiments.verdict import commits_note, verdict_sentence, verdict_tables
 from afm.explain import charts
 from afm.explain.compare import bootstrap_comparison, errors_by_segment, largest_differences, results_beside_paper
 from afm.models import AFM_KIND, FM_KIND
@@ -79,10 +79,13 @@ with friendly_errors():
                "learning_curves")
 
 st.header("The fair verdict")
-st.caption("Both sides searched on validation with the same budget (configurations, epoch cap; k fixed), the "
-           "chosen FM and AFM run with several seeds beside uniform AFM (no attention) and FM+A (FM frozen, started "
-           "as exactly the FM); only those final runs are read on test. The verdict interval is the wider of the "
-           "across-seed t interval and the per-seed paired bootstrap (`python -m afm verdict --dataset ...`).")
+st.caption("Three searches on validation with one budget (Optuna: the same trials, pruner, epoch cap and total "
+           "epochs, the same ranges, the paper's configuration one trial on each side; k fixed): FM, AFM from the "
+           "chosen FM (its epochs counted with its FM's) and AFM from scratch. The choices run with several seeds "
+           "beside FM given AFM's epochs in all, uniform AFM and FM+A; only those final runs are read on test. The "
+           "interval is the wider of the across-seed t interval and the per-seed paired bootstrap. No headline "
+           "while a chosen configuration was still improving at its cap, or while another results file holds a "
+           "better FM (`python -m afm verdict --dataset ...`).")
 
 
 COMMITTED = committed_results()  # read once per run of the page
@@ -103,6 +106,8 @@ def choose_results(kind: str, label: str, command: str):
 name, results = choose_results("verdict", "Verdict results", "python -m afm verdict --dataset frappe")
 if results is not None:
     st.markdown(f"**{verdict_sentence(results)}**")
+    if commits_note(results):
+        st.caption(commits_note(results))
     tables = verdict_tables(results, list(COMMITTED.values()))
     show_table(tables["budget"], f"verdict_budget_{name}", "Each side's search budget, and what it chose.")
     show_table(tables["summary"], f"verdict_summary_{name}")

@@ -9,6 +9,7 @@ import pytest
 from afm.core.errors import AFMError
 from afm.core.metrics import in_label_units, instance_logloss, score_metrics, sigmoid, weighted_auc
 from afm.data import load_dataset, make_synthetic
+from afm.experiments.tuning import SearchBudget
 from afm.experiments.verdict import reference_table, verdict, verdict_sentence, verdict_tables
 from afm.explain.compare import bootstrap_comparison, errors_by_segment, paired_errors
 from afm.explain.parts import decompose
@@ -133,10 +134,10 @@ def test_an_afm_takes_its_fms_loss_and_refuses_another(small, logistic_pair):
 
 
 def test_a_logistic_verdict_selects_by_logloss_and_reports_auc(small, tmp_path):
-    results = verdict(small, configs=2, search_epochs=2, seeds=2, epochs=2, models_dir=tmp_path,
-                      log=lambda *_: None, fixed={"loss": "logistic"})
-    assert results["budget"]["fm"]["loss"] == "logistic"
-    assert all(row["selected_by"] == "logloss" for rows in results["search"].values() for row in rows)
+    results = verdict(small, SearchBudget(trials=2, epoch_cap=2), seeds=2, models_dir=tmp_path, log=lambda *_: None,
+                      fixed={"loss": "logistic"}, others={}, variants=False)
+    assert results["budget"]["loss"] == "logistic"
+    assert all(row["selected_by"] == "logloss" for s in results["search"].values() for row in s["trials"])
     assert {c["metric"] for c in results["comparisons"]} == {"logloss", "rmse", "auc"}
     assert results["comparisons"][0]["metric"] == "logloss" and "logloss" in verdict_sentence(results)
     tables = verdict_tables(results)
@@ -148,7 +149,7 @@ def test_a_logistic_verdict_selects_by_logloss_and_reports_auc(small, tmp_path):
     assert reference.loc["AFM", "bars_test_auc"] == 0.9697
     assert reference.loc["AFM", "ours_test_auc (k=16)"] == summary["AFM"]["auc_mean"]
     # another logistic verdict on the same data at another k adds its own columns; other data or losses do not
-    at_k256 = {**frappe_like, "budget": {side: {**b, "embed_dim": 256} for side, b in results["budget"].items()},
+    at_k256 = {**frappe_like, "budget": {**results["budget"], "embed_dim": 256},
                "summary": [{**row, "auc_mean": row["auc_mean"] - 0.01} for row in results["summary"]]}
     other_data = {**results, "budget": at_k256["budget"]}
     merged = reference_table(frappe_like, [at_k256, other_data]).set_index("method")

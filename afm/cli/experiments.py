@@ -11,6 +11,7 @@ from afm.experiments.crosses import BUDGET, crosses
 from afm.experiments.reproduce import reproduce
 from afm.experiments.results import ablation_table, results_table, stability_table, write_results
 from afm.experiments.tables import DOCS_RESULTS, crosses_table, results_markdown, write_docs
+from afm.experiments.tuning import SearchBudget
 from afm.experiments.verdict import verdict, verdict_sentence
 from afm.store.modelsets import expand, member_name
 from afm.training.workflows import load_with_data
@@ -24,15 +25,20 @@ def _add_tuning(p) -> None:
 
 
 def add(sub) -> None:
-    v = sub.add_parser("verdict", help="a fair FM vs AFM verdict: the same search budget for both, seeds, "
-                       "uniform AFM and FM+A beside; a results file")
+    v = sub.add_parser("verdict", help="a fair FM vs AFM verdict: FM, AFM from the chosen FM and AFM from scratch "
+                       "tuned with one budget (Optuna), seeds, FM given AFM's epochs, uniform AFM and FM+A beside; "
+                       "a results file")
     v.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
-    v.add_argument("--configs", type=int, default=6, help="configurations searched on validation, per side")
-    v.add_argument("--search-epochs", type=int, default=10, help="the epoch cap of every searched configuration")
+    v.add_argument("--trials", type=int, default=SearchBudget.trials, help="trials of each search (TPE, pruned by "
+                   "successive halving on validation)")
+    v.add_argument("--epoch-cap", type=int, default=SearchBudget.epoch_cap, help="each trial's epoch cap; a chosen "
+                   "configuration at its cap is trained again with the cap doubled")
+    v.add_argument("--epoch-budget", type=int, help="epochs each search may spend in all (default: trials x cap / 2)")
     v.add_argument("--seeds", type=int, default=5, help="seeds of every final model")
-    v.add_argument("--epochs", type=int, help="cap the final runs' epochs (default: the preset's, with early stopping)")
+    v.add_argument("--no-variants", dest="variants", action="store_false", help="leave out uniform AFM and FM+A")
     v.add_argument("--quick", action="store_true", help=QUICK_HELP)
-    v.add_argument("--models-dir", metavar="DIR", help="keep the final models here (and resume from them)")
+    v.add_argument("--models-dir", metavar="DIR", help="keep the search journal and the final models here (and "
+                   "resume from them)")
     v.add_argument("--out", help="results file (default: results/verdict-DATASET[-LOSS][-kK][-quick].json)")
     add_setting_flags(v, ["device", "loss", "embed_dim"], "fixed for both sides, never searched")
     add_data_dir(v)
@@ -92,15 +98,19 @@ def _dataset_among(name: str, command: str, allowed: tuple[str, ...]) -> None:
 
 def cmd_verdict(args) -> int:
     _dataset_among(args.dataset, "verdict", ("frappe", "movielens", "synthetic", "wide"))
-    if not (1 <= args.configs <= 100 and 1 <= args.search_epochs <= 1000 and 1 <= args.seeds <= 100):
-        raise AFMError("--configs takes 1 to 100, --search-epochs 1 to 1000, --seeds 1 to 100")
+    if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
+            and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
+        raise AFMError("--trials takes 1 to 500, --epoch-cap 1 to 1000, --epoch-budget 1 to 1000000, --seeds 1 to 100")
     dataset = load_dataset(args.dataset, args.data_dir)
     fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
-    results = verdict(dataset, args.configs, args.search_epochs, args.seeds, args.epochs, args.quick,
-                      args.device or "auto", args.models_dir, log=stderr_log, fixed=fixed)
     stem = "-".join([f"verdict-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
                     + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []) + (["quick"] if args.quick else []))
-    out = write_results(results, args.out or f"results/{stem}.json")
+    out = args.out or f"results/{stem}.json"
+    budget = SearchBudget(args.trials, args.epoch_cap, args.epoch_budget)
+    results = verdict(dataset, budget, args.seeds, args.quick, args.device or "auto", args.models_dir,
+                      log=stderr_log, fixed=fixed, variants=args.variants,
+                      on_stage=lambda partial: write_results(partial, out))  # a long run leaves what it has
+    out = write_results(results, out)
     print(verdict_sentence(results))
     print(f"wrote {out}")
     return 0

@@ -26,8 +26,9 @@ def library_versions() -> dict:
 
 
 def git_state(root: Path = ROOT) -> dict:
-    """The commit the code came from and whether its tracked files had changes, results files, shipped
-    models, the README and the generated docs/results aside (they are outputs, not code); {} outside a checkout. Read once per process:
+    """The commit the code came from and whether the checkout differs from it: changed tracked files and new
+    files git does not ignore, results files, shipped models, the README and the generated docs/results aside
+    (they are outputs, not code); {} outside a checkout. Read once per process:
     a process runs the code it loaded at start, so a commit made while a long run goes on must not be credited with
     that run's numbers (the CLI and the app read it as they start)."""
     return dict(_git_state_once(Path(root)))
@@ -38,7 +39,7 @@ def _git_state_once(root: Path) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal", "--", ".", ":!results",
                                 ":!assets/models", ":!README.md", ":!docs/results"], cwd=root, capture_output=True, text=True,
                                timeout=10, check=True).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
