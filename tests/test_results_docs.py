@@ -19,3 +19,34 @@ def test_write_docs_writes_what_the_check_reads(tmp_path):
     assert sorted(written) == sorted(results_markdown())
     stem = written[0]
     assert (tmp_path / f"{stem}.md").read_text(encoding="utf-8").startswith("<!-- generated from results/")
+
+
+def test_numbers_in_prose_that_cites_a_results_file_come_from_that_file():
+    """A paragraph of README.md or docs/*.md that cites results/NAME.json (or, citing none, follows such a
+    paragraph under the same heading: a reading) may quote a number (two decimals or more, or a percentage
+    with a decimal) only as the generated page of a file cited there prints it, so a reading cannot drift
+    from its file."""
+    import re
+
+    from afm.experiments.results import ROOT
+
+    number = re.compile(r"(?<![\w.])[-+]?\d+\.\d+%|(?<![\w.])[-+]?\d+\.\d{2,}(?![\d%])")
+    cited = re.compile(r"results/([\w.-]+)\.json")
+    generated = results_markdown()
+    wrong = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        section: set[str] = set()
+        for paragraph in path.read_text(encoding="utf-8").split("\n\n"):
+            if paragraph.lstrip().startswith("#"):
+                section = set()
+            section |= set(cited.findall(paragraph))
+            stems = set(cited.findall(paragraph)) or section
+            if not stems:
+                continue
+            pages = " ".join(generated.get(stem, "") for stem in stems)
+            printed = set(re.findall(r"[-+]?\d+\.\d+%?", pages))
+            for quoted in number.findall(paragraph):
+                bare = quoted.lstrip("+-")
+                if quoted not in printed and bare not in printed and f"-{bare}" not in printed and f"+{bare}" not in printed:
+                    wrong.append(f"{path.name}: {quoted} (cites {', '.join(sorted(stems))})")
+    assert not wrong, "numbers not in the cited files' pages:\n" + "\n".join(wrong)
