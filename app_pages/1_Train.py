@@ -87,6 +87,8 @@ def show_job():
             job.stop()
     elif state.status == "finished":
         st.success(f"{family(job.kind).label} saved as **{state.path.name}** ({state.message}).")
+        if state.warning:
+            st.warning(state.warning[0].upper() + state.warning[1:] + ".")
         if st.button("Explain it: select it in the sidebar", key="select_trained"):
             st.session_state[PENDING] = {"explained": state.path.name + ("/seed-0" if job.seeds > 1 else "")}
             st.rerun()

@@ -68,6 +68,9 @@ def add(sub) -> None:
     en.set_defaults(handler=cmd_encode)
 
 
+UNTRAINED_EXIT = 3  # saved, but no epoch beat the initialisation: scripts must not take it as trained
+
+
 def _log(*args, **kwargs) -> None:
     if distributed.is_main():  # under torchrun, rank 0 alone reports
         print(*args, **kwargs)
@@ -108,10 +111,15 @@ def cmd_train(args) -> int:
     result, path = trained.result, trained.path
     print(f"{chosen.label}{' (null: labels permuted)' if args.permute_labels else ''} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
           f"{result.device}): {metrics_line(result.best_row)}")
+    print(f"time: steps {result.extra['step_seconds']:.1f}s, evaluation {result.extra['evaluation_seconds']:.1f}s "
+          f"(train metrics on {result.extra['train_metrics_rows']:,} rows, validation whole)")
     spread = read_meta(path).get("attention_spread")
     if spread is not None:
         print(describe_spread(spread, trained.model.config) + " (validation split)")
     print(f"saved {path}")
+    if trained.untrained:
+        print(f"afm: {trained.untrained_message()}", file=sys.stderr)
+        return UNTRAINED_EXIT
     return 0
 
 
@@ -122,6 +130,11 @@ def _train_set(args, dataset, overrides) -> int:
                         {k: v for k, v in overrides.items() if k != "seed"}, args.pretrain, log=print,
                         null=args.permute_labels, show_progress=not args.quiet and sys.stderr.isatty())
     print(f"saved the set {args.out} ({len(members)} models)")
+    untrained = [m.name for m in members if read_meta(m).get("untrained")]
+    if untrained:
+        print(f"afm: {', '.join(untrained)}: training never beat the untrained model on validation (best epoch 0)",
+              file=sys.stderr)
+        return UNTRAINED_EXIT
     return 0
 
 

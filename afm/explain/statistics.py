@@ -3,6 +3,7 @@ shape per instance, recovery of planted pairs, and faithfulness. All vectorised 
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pandas as pd
 
 from afm.explain.parts import SplitExplanation, field_pairs, row_spearman
@@ -109,20 +110,44 @@ def attention_spread(ex: SplitExplanation) -> dict:
     max_min_ratio: largest over smallest weight (1 for uniform). cv: standard deviation over mean of the
     weights (0 for uniform, sqrt(pairs - 1) for one pair). degenerate: no instance's attention varies by
     more than DEGENERATE_MAX_MIN_RATIO."""
-    att = ex.parts["attention"].astype(np.float64)
+    return _spread([_row_spread(ex.parts["attention"])])
+
+
+def streamed_attention_spread(model, x: np.ndarray, batch_size: int = 32768) -> dict:
+    """attention_spread over rows `x`, one batch at a time: memory bounded by the batch, whatever the rows."""
+    device = next(model.parameters()).device
+    sums = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            parts = model.parts(torch.as_tensor(x[start:start + batch_size], device=device))
+            sums.append(_row_spread(parts.attention.float().cpu().numpy()))
+    return _spread(sums)
+
+
+def _row_spread(attention: np.ndarray) -> dict:
+    """Sums over rows of the per-instance spread figures (and the largest max/min), to combine batches."""
+    att = attention.astype(np.float64)
+    p = att.shape[1]
     weights = att / att.sum(1, keepdims=True)
-    shape = attention_shape(ex)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(p) if p > 1 \
+            else np.ones(len(weights))
         ratio = weights.max(1) / weights.min(1)
     cv = weights.std(1) / weights.mean(1)
-    relative_entropy = float(np.clip(shape.normalised_entropy.mean(), 0.0, 1.0))  # no rounding noise past 1
+    return {"entropy": entropy.sum(), "ratio": ratio.sum(), "cv": cv.sum(), "ratio_max": ratio.max(initial=1.0),
+            "rows": len(att), "pairs": p}
+
+
+def _spread(sums: list[dict]) -> dict:
+    rows = sum(s["rows"] for s in sums)
+    relative_entropy = float(np.clip(sum(s["entropy"] for s in sums) / rows, 0.0, 1.0))  # no rounding noise past 1
     return {
         "relative_entropy": relative_entropy,
         "concentration": 1.0 - relative_entropy,
-        "max_min_ratio": float(np.mean(ratio)),
-        "cv": float(cv.mean()),
-        "degenerate": bool(np.max(ratio) < DEGENERATE_MAX_MIN_RATIO),
-        "pairs": int(att.shape[1]),
+        "max_min_ratio": float(sum(s["ratio"] for s in sums) / rows),
+        "cv": float(sum(s["cv"] for s in sums) / rows),
+        "degenerate": bool(max(s["ratio_max"] for s in sums) < DEGENERATE_MAX_MIN_RATIO),
+        "pairs": int(sums[0]["pairs"]),
     }
 
 

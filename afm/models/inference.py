@@ -17,9 +17,10 @@ def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 32768) -> n
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
-def evaluate(model: torch.nn.Module, dataset: Dataset, split: str) -> dict:
+def evaluate(model: torch.nn.Module, dataset: Dataset, split: str, rows: np.ndarray | None = None) -> dict:
     """A model's metrics on one split (afm.core.metrics.score_metrics): rmse, mae and n; auc on binary data;
-    logloss for a logistic model."""
+    logloss for a logistic model. `rows`: only these rows of the split."""
     data = dataset.splits[split]
-    return score_metrics(predict(model, data.x), data.y, dataset.label_range, model.config.loss,
+    x, y = (data.x, data.y) if rows is None else (data.x[rows], data.y[rows])
+    return score_metrics(predict(model, x), y, dataset.label_range, model.config.loss,
                          binary=dataset.task == "binary")

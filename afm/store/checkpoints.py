@@ -162,6 +162,19 @@ def recover_interrupted(directory: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def update_meta(directory: str | os.PathLike, **fields) -> None:
+    """Add fields to a saved model's model.json, atomically (a temporary file renamed into place): a
+    statistic computed after the model was written can never cost the model."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    meta.update(fields)
+    tmp = directory / f".{META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, allow_nan=True), encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / META)
+
+
 def is_model_dir(path: Path) -> bool:
     return (Path(path) / META).is_file() and (Path(path) / WEIGHTS).is_file()
 
@@ -191,14 +204,14 @@ def read_meta(directory: str | os.PathLike) -> dict:
 
 _META_TYPES = {"model": dict, "data": dict, "training": dict, "metrics": dict, "history": list, "created": str,
                "versions": dict, "best_epoch": int, "stop_reason": str, "train_seconds": (int, float),
-               "device": str, "attention_spread": dict, "start": dict, "git": dict}
+               "device": str, "attention_spread": dict, "start": dict, "git": dict, "untrained": bool}
 
 
 def check_meta(meta: dict, where: Path) -> None:
     """Every field this project reads has the type it should, and the data description agrees with the
     model config: a model.json edited by hand or by another program is refused with one line."""
     for key, kind in _META_TYPES.items():
-        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+        if key in meta and (not isinstance(meta[key], kind) or (isinstance(meta[key], bool) and kind is not bool)):
             raise CheckpointError(f"{where}: '{key}' in {META} should be {_type_name(kind)}, not {meta[key]!r:.60}")
     config = config_from_meta(meta, where)
     data = meta.get("data", {})
@@ -223,7 +236,7 @@ def check_meta(meta: dict, where: Path) -> None:
 
 
 def _type_name(kind) -> str:
-    names = {dict: "an object", list: "a list", str: "text", int: "a whole number"}
+    names = {dict: "an object", list: "a list", str: "text", int: "a whole number", bool: "true or false"}
     return names.get(kind, "a number")
 
 

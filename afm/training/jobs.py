@@ -27,6 +27,7 @@ class JobState:
     finished: float = 0.0
     stage: str = ""  # what is training now, where a job trains several models ("FM", "AFM")
     histories: dict = field(default_factory=dict)  # stage -> history, of every stage so far
+    warning: str = ""  # finished, but not as hoped (no epoch beat the initialisation)
 
 
 class BackgroundJob:
@@ -105,6 +106,9 @@ class TrainingJob(BackgroundJob):
             else:
                 status, message = "finished", (f"{result.stop_reason}: best epoch {result.best_epoch}, validation "
                                                f"{result.selected_by} {result.best_validation:.4f}")
+                if trained.untrained:
+                    with self._lock:
+                        self._state.warning = trained.untrained_message()
         except AFMError as exc:
             status, message, path, history = "failed", str(exc), None, []
         except Exception as exc:  # keep the interface alive; say what broke

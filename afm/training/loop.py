@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -150,7 +151,8 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     step_model = distributed.wrap(model, device)
 
     started = time.perf_counter()
-    history = [_epoch_row(model, dataset, 0, 0.0, None)]  # before training: no loss yet
+    train_rows = train_sample(len(train_split))
+    history = [_epoch_row(model, dataset, 0, 0.0, None, train_rows)]  # before training: no loss yet
     best_state, best_epoch, best_value = copy.deepcopy(model.state_dict()), 0, history[0][metric]
     if is_null(dataset.source):  # a null model is a trained one: it fits the permuted labels as well as it can
         best_value = math.inf
@@ -198,7 +200,7 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                     break
             if diverged_message or stop_reason == "stopped":
                 break
-            history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / n))
+            history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / n, train_rows))
             if bar is not None:
                 bar.set_postfix(train_rmse=f"{history[-1]['train_rmse']:.4f}", **{metric: f"{history[-1][metric]:.4f}"})
             if history[-1][metric] < best_value:
@@ -216,10 +218,14 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
         use_sparse_gradients(model, False)
     model.load_state_dict(best_state)
     model.eval()
+    extra = {"train_metrics_rows": len(train_rows) if train_rows is not None else n,
+             "step_seconds": sum(row["seconds"] for row in history),
+             "evaluation_seconds": sum(row["evaluation_seconds"] for row in history)}
     return TrainResult(history=history, best_epoch=best_epoch, best_validation=best_value,
                        selected_by=selection_metric(model.config.loss),
                        stop_reason="diverged" if diverged_message else stop_reason,
-                       seconds=time.perf_counter() - started, device=str(device), message=diverged_message or "")
+                       seconds=time.perf_counter() - started, device=str(device), extra=extra,
+                       message=diverged_message or "")
 
 
 # Row updates pay for sorting a batch's ids, dense ones for passes over the whole table. With the one-pass
@@ -254,14 +260,27 @@ def use_sparse_gradients(model: torch.nn.Module, sparse: bool) -> None:
             module.sparse = sparse
 
 
-def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float | None) -> dict:
-    """One row of the history: train and validation RMSE always; logloss and AUC too for a logistic model."""
+TRAIN_METRIC_ROWS = 20_000  # train-split metrics each epoch on this fixed sample: a fraction of an epoch's cost
+
+
+def train_sample(n: int) -> np.ndarray | None:
+    """The fixed, seeded rows of the train split its per-epoch metrics are measured on (None: all of them).
+    Validation is always scored whole: it picks the best epoch."""
+    if n <= TRAIN_METRIC_ROWS:
+        return None
+    return np.sort(np.random.default_rng(0).choice(n, TRAIN_METRIC_ROWS, replace=False))
+
+
+def _epoch_row(model, dataset: Dataset, epoch: int, seconds: float, loss: float | None, train_rows=None) -> dict:
+    """One row of the history: train (on `train_rows`) and validation RMSE always; logloss and AUC too for a
+    logistic model; the seconds of the epoch's steps and of this evaluation."""
+    started = time.perf_counter()
     keys = ("rmse", "logloss", "auc") if model.config.loss == "logistic" else ("rmse",)
     row = {"epoch": epoch}
-    for split in ("train", "validation"):
-        metrics = evaluate(model, dataset, split)
+    for split, rows in (("train", train_rows), ("validation", None)):
+        metrics = evaluate(model, dataset, split, rows)
         row.update({f"{split}_{key}": metrics[key] for key in keys})
-    return {**row, "loss": loss, "seconds": seconds}
+    return {**row, "loss": loss, "seconds": seconds, "evaluation_seconds": time.perf_counter() - started}
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -14,12 +14,11 @@ from afm.core.errors import AFMError, CheckpointError
 from afm.core.limits import check_fits
 from afm.data import Dataset, load_dataset
 from afm.data.sources import is_user_data
-from afm.explain.parts import explain_split
-from afm.explain.statistics import attention_spread
+from afm.explain.statistics import streamed_attention_spread
 from afm.models import ModelConfig, build_model
 from afm.models.families import FAMILIES, family, hyperparameters
 from afm.models.inference import evaluate
-from afm.store.checkpoints import LoadedModel, load_model, save_model
+from afm.store.checkpoints import LoadedModel, load_model, save_model, update_meta
 from afm.store.importers import import_model
 from afm.training import distributed
 from afm.training.loop import TrainConfig, TrainResult, train
@@ -43,6 +42,16 @@ class Trained:
     @property
     def diverged(self) -> bool:
         return self.result.diverged
+
+    @property
+    def untrained(self) -> bool:
+        """No epoch beat the model as initialised on validation: what was kept is the initialisation."""
+        return self.result.best_epoch == 0 and self.config.epochs > 0
+
+    def untrained_message(self) -> str:
+        return (f"training never beat the untrained model on validation (best epoch 0 of "
+                f"{len(self.result.history) - 1}): the saved model is its initialisation; try another --lr or "
+                f"--optimizer, or more --epochs")
 
     def raise_if_diverged(self) -> None:
         """For callers that need a finished model (experiments): divergence as an AFMError."""
@@ -148,12 +157,19 @@ def save_trained(trained: Trained, dataset: Dataset, out: str | os.PathLike, ove
     metrics = {split: evaluate(model, dataset, split)
                for split in ("train", "validation", "test")}
     extra = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason, "train_seconds": result.seconds,
-             "device": result.device, "start": settings.part(trained.params, "start"), **result.extra}
-    if model.config.family.attention:  # saved with every model of such a family, so no one reads a constant attention map unawares
-        extra["attention_spread"] = attention_spread(explain_split(model, dataset, "validation"))
+             "device": result.device, "start": settings.part(trained.params, "start"),
+             "untrained": trained.untrained, **result.extra}
     trained.path = save_model(model, out, data=dataset.describe(), training=trained.config.to_dict(),
                               metrics=metrics, history=result.history, extra=extra, overwrite=overwrite)
+    _record_spread(model, dataset, trained.path)
     return trained
+
+
+def _record_spread(model, dataset: Dataset, path: Path) -> None:
+    """Every model with attention records its spread, so no one reads a constant attention map unawares;
+    computed after the model is written and one batch at a time, so it can cost neither the model nor memory."""
+    if model.config.family.attention:
+        update_meta(path, attention_spread=streamed_attention_spread(model, dataset.splits["validation"].x))
 
 
 def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_dir=None, overwrite: bool = False,
@@ -171,9 +187,8 @@ def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool =
     model, notes = import_model(library, file, dataset)
     metrics = {split: evaluate(model, dataset, split) for split in ("train", "validation", "test")}
     extra = {"imported": {"library": library, "file": str(Path(file).resolve()), "notes": notes}}
-    if model.config.family.attention:
-        extra["attention_spread"] = attention_spread(explain_split(model, dataset, "validation"))
     path = save_model(model, out, data=dataset.describe(), metrics=metrics, extra=extra, overwrite=overwrite)
+    _record_spread(model, dataset, path)
     return path, model, notes
 
 
