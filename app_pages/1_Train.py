@@ -7,7 +7,7 @@ from afm.core.errors import AFMError
 from afm.core.settings import BY_NAME
 from afm.data import dataset_status
 from afm.data.sources import BY_NAME as SOURCES
-from afm.data.tabular import csv_columns
+from afm.data.tabular import table_columns
 from afm.explain import charts
 from afm.models.families import FAMILIES, family, widgets
 from afm.store.modelsets import is_set_dir, member_for_seed
@@ -40,7 +40,7 @@ def choose_source():
     if upload is None:
         return None
     path = store_upload(upload.getvalue(), upload.name)
-    columns = csv_columns(path)
+    columns = table_columns(path)
     target = st.selectbox("Target column", columns, index=len(columns) - 1, key="train_target",
                           help="Two values become -1/+1; a numeric target with more values is regression. "
                                "The last column is offered first, where most exports put the label.")

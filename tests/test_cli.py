@@ -118,7 +118,7 @@ def test_train_on_a_csv_with_a_target(tmp_path):
 
 
 def test_changed_data_is_warned_about_in_one_line(tmp_path, capsys):
-    make = lambda n: "a,b,y\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(n))
+    make = lambda n: "a,b,y\n" + "".join(f"{i % 3},{i % 5},{int(i % 3 == 0)}\n" for i in range(n))  # y follows a
     (tmp_path / "d.csv").write_text(make(60))
     assert main(["train", "--data", str(tmp_path / "d.csv"), "--target", "y", "--out", str(tmp_path / "m"),
                  "--epochs", "1", "--quiet"]) == 0

@@ -169,3 +169,97 @@ def test_the_train_page_imports_an_uploaded_state_dict(tmp_path, monkeypatch):
     app.get("file_uploader")[0].upload("junk.pt", b"junk").run()
     app.button(key="import_button").click().run()
     assert not app.exception and any("not a PyTorch state dict" in e.value for e in app.error)
+
+
+def males_like(path, n=800, seed=0):
+    """A practitioner's CSV: integer columns of few levels (school 3..16), as in males.csv; LabelEncoder on
+    pandas' dtypes gives ids in numeric order. A signal the model can learn."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    school, exper = rng.integers(3, 17, n), rng.integers(0, 12, n)
+    married = rng.choice(["yes", "no"], n)
+    union = ((school > 11) ^ (rng.random(n) < 0.2)).astype(int)
+    pd.DataFrame({"school": school, "exper": exper, "married": married, "union": union}).to_csv(path, index=False)
+    return pd.read_csv(path)
+
+
+def test_the_males_case_an_import_must_prove_its_encoding(tmp_path):
+    from sklearn.preprocessing import LabelEncoder
+    from torchfm.model.fm import FactorizationMachineModel
+
+    from afm.data.tabular import TableOptions, load_csv
+
+    frame = males_like(tmp_path / "males.csv")
+    fields = ["school", "exper", "married"]
+    encoders = {f: LabelEncoder().fit(frame[f]) for f in fields}  # DeepCTR's README pipeline
+    x = torch.as_tensor(np.stack([encoders[f].transform(frame[f]) for f in fields], axis=1))
+    torch.manual_seed(0)
+    theirs = FactorizationMachineModel([len(encoders[f].classes_) for f in fields], 8)
+    y = torch.as_tensor(frame["union"].to_numpy(np.float32))
+    optimizer = torch.optim.Adam(theirs.parameters(), lr=0.05)
+    for _ in range(30):
+        loss = torch.nn.functional.binary_cross_entropy(theirs(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    theirs.eval()
+    torch.save(theirs.state_dict(), tmp_path / "fm.pt")
+    data = load_csv(tmp_path / "males.csv", "union", options=TableOptions(categorical=tuple(fields)))
+    with pytest.raises(CheckpointError, match="give --vocab FILE"):  # sizes agree; the order cannot be told
+        import_model("torchfm", tmp_path / "fm.pt", data)
+    (tmp_path / "vocab.json").write_text(json.dumps({f: encoders[f].classes_.tolist() for f in fields}))
+    ours, _ = import_model("torchfm", tmp_path / "fm.pt", data, vocab=tmp_path / "vocab.json")
+    names = data.feature_names
+    rows = frame.iloc[:200]
+    ids = np.stack([[names.index(f"{f}={v}") for v in rows[f]] for f in fields], axis=1)
+    with torch.no_grad():
+        their = (theirs.linear(x[:200]) + theirs.fm(theirs.embedding(x[:200]))).squeeze(1).numpy()
+    np.testing.assert_allclose(predict(ours, ids), their, atol=1e-5)
+    # a check file of their own logits on rows of the data proves it too, and catches a wrong value order
+    import pandas as pd
+
+    check = rows[fields].assign(logit=their)  # the rows as the data has them, with their logits
+    check.to_csv(tmp_path / "check.csv", index=False)
+    _, notes = import_model("torchfm", tmp_path / "fm.pt", data, vocab=tmp_path / "vocab.json",
+                            check=tmp_path / "check.csv")
+    assert any("logits within" in n for n in notes)
+    text_order = {f: sorted(map(str, encoders[f].classes_)) for f in fields}  # '10' before '3'
+    (tmp_path / "wrong.json").write_text(json.dumps(text_order))
+    with pytest.raises(CheckpointError, match="the ids do not line up"):
+        import_model("torchfm", tmp_path / "fm.pt", data, vocab=tmp_path / "wrong.json", check=tmp_path / "check.csv")
+    # without a vocabulary our order is taken, numbers as numbers as LabelEncoder orders them: the check proves it
+    _, notes = import_model("torchfm", tmp_path / "fm.pt", data, check=tmp_path / "check.csv")
+    assert any("logits within" in n for n in notes)
+
+
+def test_an_import_on_our_own_split_says_its_metrics_may_include_training_rows(tmp_path):
+    from torchfm.model.fm import FactorizationMachineModel
+
+    frame = males_like(tmp_path / "males.csv")
+    frame["split"] = np.where(np.arange(len(frame)) % 10 < 7, "train", np.where(np.arange(len(frame)) % 10 < 9,
+                                                                                 "validation", "test"))
+    frame.to_csv(tmp_path / "males.csv", index=False)
+    from afm.data.tabular import TableOptions, load_csv
+    from afm.store.importers import write_vocab
+
+    fields = ["school", "exper", "married"]
+    for split_column, expected in ((None, "may have been trained on"), ("split", None)):
+        data = load_csv(tmp_path / "males.csv", "union", options=TableOptions(
+            categorical=tuple(fields), drop=("split",) if split_column is None else (), split_column=split_column))
+        out = tmp_path / f"encoded-{split_column}"
+        out.mkdir()
+        write_vocab(data, out)
+        torch.save(FactorizationMachineModel([len(v) for v in field_vocabularies(data)], 4).state_dict(), out / "fm.pt")
+        args = ["import", str(out / "fm.pt"), "--from", "torchfm", "--data", str(tmp_path / "males.csv"), "--target",
+                "union", "--categorical", ",".join(fields), "--vocab", str(out), "--out", str(out / "model")]
+        args += ["--split-column", "split"] if split_column else ["--drop", "split"]
+        done = subprocess.run([sys.executable, "-m", "afm", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        meta = json.loads((out / "model" / "model.json").read_text())
+        if expected:
+            assert expected in done.stdout and "may include its training rows" in done.stdout
+            assert meta["imported"]["held_out_known"] is False
+        else:
+            assert "may have been trained on" not in done.stdout and meta["imported"]["held_out_known"] is True
+            assert meta["metrics"]["test"]["n"] == int((frame.split == "test").sum())

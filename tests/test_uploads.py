@@ -1,7 +1,7 @@
 import pytest
 
 from afm.core.errors import DataError
-from afm.data.tabular import csv_columns, load_csv
+from afm.data.tabular import table_columns, load_csv
 from afm.store.uploads import MAX_UPLOAD_BYTES, store_upload
 
 
@@ -10,7 +10,7 @@ def test_uploads_are_stored_once_by_content_and_load(tmp_path):
     first = store_upload(data, "../../evil name.csv", tmp_path)
     again = store_upload(data, "../../evil name.csv", tmp_path)
     assert first == again and first.parent == tmp_path and first.name.endswith("evil_name.csv")
-    assert csv_columns(first) == ["colour", "size", "bought"]
+    assert table_columns(first) == ["colour", "size", "bought"]
     assert load_csv(first, "bought").num_fields == 2
     other = store_upload(data + b"r,1,0\n", "evil name.csv", tmp_path)
     assert other != first and len(list(tmp_path.iterdir())) == 2

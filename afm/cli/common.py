@@ -21,6 +21,37 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
+def add_table_flags(p) -> None:
+    """How a user's table (CSV, TSV, parquet) is read: its target, what each column is, its layout."""
+    g = p.add_argument_group("a CSV, TSV or parquet file")
+    g.add_argument("--target", help="the target column")
+    g.add_argument("--categorical", metavar="COL,...", help="columns whose every value is its own feature (integer "
+                   "ids, codes), whatever they look like")
+    g.add_argument("--numeric", metavar="COL,...", help="numeric columns, cut into quantile bins when they have many "
+                   "values")
+    g.add_argument("--drop", metavar="COL,...", help="columns that are not fields (a row index, a leak)")
+    g.add_argument("--sep", help="the separator (default: sniffed from , ; tab |); 'tab' for a tab")
+    g.add_argument("--no-header", dest="header", action="store_false", help="the first row is data: columns are named "
+                   "col1, col2, ... (or --names)")
+    g.add_argument("--names", metavar="COL,...", help="column names for a file without a header")
+    g.add_argument("--split-column", metavar="COL", help="a column of train/validation/test naming each row's split "
+                   "(default: a seeded 7:2:1 split); the held-out rows a model trained elsewhere is judged on")
+
+
+def table_options(args):
+    """The TableOptions the table flags give."""
+    from afm.data.tabular import TableOptions
+
+    def names(text):
+        return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+    sep = {"tab": "\t", "\\t": "\t"}.get(args.sep, args.sep)
+    if sep is not None and len(sep) != 1:
+        raise AFMError(f"--sep takes one character (or 'tab'), not {args.sep!r}")
+    return TableOptions(categorical=names(args.categorical), numeric=names(args.numeric), drop=names(args.drop),
+                        sep=sep, header=args.header, names=names(args.names), split_column=args.split_column)
+
+
 def add_data_dir(p) -> None:
     p.add_argument("--data-dir", help="data directory (default: $AFM_DATA_DIR, else a per-user cache directory)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from afm.cli.common import add_data_dir, add_setting_flags, check_output_dir, setting_values
+from afm.cli.common import add_data_dir, add_setting_flags, add_table_flags, check_output_dir, setting_values, table_options
 from afm.core import settings
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_line, metrics_text
@@ -15,14 +15,14 @@ from afm.models import AFM_KIND
 from afm.models.families import FAMILIES, family, taking
 from afm.models.inference import evaluate
 from afm.store.checkpoints import read_meta
-from afm.store.importers import LIBRARIES, write_encoded
+from afm.store.importers import LIBRARIES, write_encoded, write_vocab
 from afm.store.registry import new_model_path
 from afm.training import distributed
 from afm.training.sets import train_set
-from afm.training.workflows import import_and_save, train_and_save
+from afm.training.workflows import held_out_known, import_and_save, train_and_save
 
 TRAIN_SETTINGS = [s.name for s in settings.SETTINGS if s.name not in ("seed", "freeze_fm")]
-DATA_HELP = "synthetic, wide, frappe, movielens, a libfm directory or a CSV file"
+DATA_HELP = "synthetic, wide, frappe, movielens, a libfm directory, or a CSV, TSV or parquet file"
 
 
 def add(sub) -> None:
@@ -31,7 +31,7 @@ def add(sub) -> None:
     t.add_argument("--model", choices=tuple(FAMILIES), default=AFM_KIND,
                    help="; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values()))
     t.add_argument("--out", required=True, help="model directory to write")
-    t.add_argument("--target", help="target column of a CSV file")
+    add_table_flags(t)
     t.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
     t.add_argument("--pretrain", metavar="DIR", help="start from this trained model's embeddings (AFM from an FM)")
     add_setting_flags(t, TRAIN_SETTINGS + ["freeze_fm"], "settings (default: the preset for the data)")
@@ -52,7 +52,11 @@ def add(sub) -> None:
     im.add_argument("--from", dest="library", required=True, choices=LIBRARIES)
     im.add_argument("--data", required=True, help="the data it was trained on, encoded as `python -m afm encode` "
                     f"writes it: {DATA_HELP}")
-    im.add_argument("--target", help="target column of a CSV file")
+    im.add_argument("--vocab", metavar="FILE", help="the vocabulary it was trained with: JSON mapping each field to its "
+                    "values in id order (LabelEncoder.classes_; the folder `afm encode` wrote holds one)")
+    im.add_argument("--check", metavar="FILE", help="a CSV of rows (a column per field, the values as in the data) "
+                    "with its logit (or probability) per row: the import must reproduce them")
+    add_table_flags(im)
     im.add_argument("--out", help="model directory to write (default: the file's name in the models folder)")
     im.add_argument("--overwrite", action="store_true", help="replace a model already at --out")
     add_data_dir(im)
@@ -61,7 +65,7 @@ def add(sub) -> None:
     en = sub.add_parser("encode", help="write a dataset in per-field ids (what pytorch-fm and DeepCTR-Torch take), "
                         "so a model trained there imports exactly")
     en.add_argument("--data", required=True, help=DATA_HELP)
-    en.add_argument("--target", help="target column of a CSV file")
+    add_table_flags(en)
     en.add_argument("--out", required=True, metavar="DIR", help="folder for train/validation/test.csv and "
                     "field_dims.json (outside the project for licensed data)")
     add_data_dir(en)
@@ -93,7 +97,7 @@ def cmd_train(args) -> int:
         raise AFMError(f"--seeds takes 1 to 100 models, not {args.seeds}")
     if args.seeds is None:
         check_output_dir(args.out, args.overwrite)
-    dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed)
+    dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed, table=table_options(args))
     if args.seeds is not None:
         return _train_set(args, dataset, overrides)
     if args.permute_labels:
@@ -139,19 +143,21 @@ def _train_set(args, dataset, overrides) -> int:
 
 
 def cmd_import(args) -> int:
-    dataset = load_dataset(args.data, args.data_dir, target=args.target)
+    dataset = load_dataset(args.data, args.data_dir, target=args.target, table=table_options(args))
     out = args.out or str(new_model_path(None, dataset.name, f"{args.library}-{Path(args.file).stem}"))
     check_output_dir(out, args.overwrite)
-    path, model, notes = import_and_save(args.library, args.file, dataset, out, args.overwrite)
+    path, model, notes = import_and_save(args.library, args.file, dataset, out, args.overwrite, vocab=args.vocab,
+                                         check=args.check)
     for note in notes:
         print(f"note: {note}")
+    where = "test" if held_out_known(dataset) else "our test split (may include its training rows)"
     print(f"imported an {model.config.label} ({model.config.describe()}, logistic loss) from {args.library}: "
-          f"test {metrics_text(evaluate(model, dataset, 'test'))}; saved {path}")
+          f"{where} {metrics_text(evaluate(model, dataset, 'test'))}; saved {path}")
     return 0
 
 
 def cmd_encode(args) -> int:
-    dataset = load_dataset(args.data, args.data_dir, target=args.target)
-    written = write_encoded(dataset, args.out)
+    dataset = load_dataset(args.data, args.data_dir, target=args.target, table=table_options(args))
+    written = write_encoded(dataset, args.out) + [write_vocab(dataset, args.out)]
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}: {dataset.num_fields} fields in per-field ids")
     return 0

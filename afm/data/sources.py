@@ -47,9 +47,10 @@ def source_for(spec: str) -> Source:
 
 
 def load_dataset(source: str | dict, data_dir_flag: str | os.PathLike | None = None,
-                 target: str | None = None, seed: int = 0) -> Dataset:
-    """`source` is a named source ('synthetic', 'frappe', ...), a libfm directory, a CSV path, or the
-    `source` dict a Dataset (and so a checkpoint) records."""
+                 target: str | None = None, seed: int = 0, table=None) -> Dataset:
+    """`source` is a named source ('synthetic', 'frappe', ...), a libfm directory, a CSV or parquet path,
+    or the `source` dict a Dataset (and so a checkpoint) records. `table`: how a user's table is read
+    (afm.data.tabular.TableOptions)."""
     directory = data_dir(data_dir_flag)
     if isinstance(source, dict):
         kind = source.get("kind")
@@ -58,7 +59,13 @@ def load_dataset(source: str | dict, data_dir_flag: str | os.PathLike | None = N
         if PERMUTED in source:  # null data: the original, its labels permuted (afm.data.permuted)
             return permute_labels(BY_NAME[kind].recorded(original_source(source), directory), source[PERMUTED])
         return BY_NAME[kind].recorded(source, directory)
-    return source_for(source).load(source, directory, target=target, seed=seed)
+    chosen = source_for(source)
+    if table is not None and table != tabular.TableOptions():
+        if chosen is not tabular.SOURCE:
+            raise DataError(f"column choices (--categorical, --numeric, --drop, --sep, --no-header, --names, --split-column) are for "
+                            f"a CSV or parquet file, not {source!r}")
+        return chosen.load(source, directory, target=target, seed=seed, table=table)
+    return chosen.load(source, directory, target=target, seed=seed)
 
 
 def presets(dataset_name: str) -> dict:

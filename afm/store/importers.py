@@ -97,8 +97,11 @@ def _take(state: dict, name: str, shape: tuple, library: str) -> torch.Tensor:
     return tensor
 
 
-def _check_vocabularies(dataset: Dataset, sizes: list[int], library: str) -> list[np.ndarray]:
-    vocabularies = field_vocabularies(dataset)
+def _check_vocabularies(dataset: Dataset, sizes: list[int], library: str,
+                        given: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Per field, our feature ids in the other model's local-id order: `given` (from the user's vocabulary),
+    else ours (`field_vocabularies`); a field count or size that differs is refused."""
+    vocabularies = field_vocabularies(dataset) if given is None else given
     if len(sizes) != len(vocabularies):
         raise CheckpointError(f"{library}: the model has {len(sizes)} fields, {dataset.name} has {len(vocabularies)}")
     for name, size, vocab in zip(dataset.field_names, sizes, vocabularies):
@@ -123,10 +126,10 @@ def _torchfm_field_sizes(state: dict, dataset: Dataset) -> list[int]:
     return sizes
 
 
-def import_torchfm(state: dict, dataset: Dataset) -> tuple[torch.nn.Module, list[str]]:
+def import_torchfm(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
     state = dict(state)
     sizes = _torchfm_field_sizes(state, dataset)
-    vocabularies = _check_vocabularies(dataset, sizes, "torchfm")
+    vocabularies = _check_vocabularies(dataset, sizes, "torchfm", vocab)
     rows, k = state["embedding.embedding.weight"].shape
     embedding = _take(state, "embedding.embedding.weight", (rows, k), "torchfm")
     linear = _take(state, "linear.fc.weight", (rows, 1), "torchfm")
@@ -156,7 +159,7 @@ def import_torchfm(state: dict, dataset: Dataset) -> tuple[torch.nn.Module, list
     return _assemble(dataset, kind, k, t_config, bias, linear[order], embedding[order], ours, extra), notes
 
 
-def import_deepctr(state: dict, dataset: Dataset) -> tuple[torch.nn.Module, list[str]]:
+def import_deepctr(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
     state = dict(state)
     names = dataset.field_names
     missing = [n for n in names if f"embedding_dict.{n}.weight" not in state]
@@ -164,7 +167,7 @@ def import_deepctr(state: dict, dataset: Dataset) -> tuple[torch.nn.Module, list
         raise CheckpointError(f"deepctr: no embedding for field(s) {', '.join(map(repr, missing[:3]))}; their "
                               f"SparseFeat names must be the data's field names ({', '.join(names[:6])}...)")
     sizes = [state[f"embedding_dict.{n}.weight"].shape[0] for n in names]
-    vocabularies = _check_vocabularies(dataset, sizes, "deepctr")
+    vocabularies = _check_vocabularies(dataset, sizes, "deepctr", vocab)
     k = state[f"embedding_dict.{names[0]}.weight"].shape[1]
     embeddings = [_take(state, f"embedding_dict.{n}.weight", (s, k), "deepctr") for n, s in zip(names, sizes)]
     linears = [_take(state, f"linear_model.embedding_dict.{n}.weight", (s, 1), "deepctr") for n, s in zip(names, sizes)]
@@ -204,11 +207,124 @@ def _assemble(dataset: Dataset, kind: str, k: int, t: int | None, bias, linear, 
 
 
 IMPORTERS = {"torchfm": import_torchfm, "deepctr": import_deepctr}
+VOCAB_FILE = "vocab.json"
+CHECK_TOLERANCE = 1e-4  # logits of two float32 implementations of one model agree far closer than this
 
 
-def import_model(library: str, path: str | os.PathLike, dataset: Dataset) -> tuple[torch.nn.Module, list[str]]:
+def write_vocab(dataset: Dataset, out: str | os.PathLike) -> Path:
+    """vocab.json: per field, its values in local-id order (value l has per-field id l), as `afm encode`
+    writes the ids; what `afm import --vocab` reads back."""
+    path = Path(out) / VOCAB_FILE
+    names = dataset.feature_names
+    vocab = {field: [names[i].split("=", 1)[1] for i in ids]
+             for field, ids in zip(dataset.field_names, field_vocabularies(dataset))}
+    path.write_text(json.dumps(vocab, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def read_vocab(path: str | os.PathLike, dataset: Dataset) -> list[np.ndarray]:
+    """A vocabulary the other model was trained with: JSON mapping each field to its values in local-id order
+    (sklearn's LabelEncoder.classes_; a folder `afm encode` wrote holds one). Per field, our feature ids in
+    that order; every value must be the data's, and every value of the data must be there."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / VOCAB_FILE
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: not a readable vocabulary JSON ({type(exc).__name__})") from None
+    if not isinstance(vocab, dict) or not all(isinstance(v, list) for v in vocab.values()):
+        raise CheckpointError(f"{path}: a vocabulary maps each field to the list of its values in id order")
+    index = {name: i for i, name in enumerate(dataset.feature_names)}
+    out = []
+    for field, ours in zip(dataset.field_names, field_vocabularies(dataset)):
+        if field not in vocab:
+            raise CheckpointError(f"{path}: no values for field {field!r}")
+        values = [str(v) for v in vocab[field]]
+        ids = [index.get(f"{field}={v}") for v in values]
+        unknown = [v for v, i in zip(values, ids) if i is None]
+        if unknown or len(set(values)) != len(values) or set(ids) != set(ours.tolist()):
+            missing = sorted(set(ours.tolist()) - set(i for i in ids if i is not None))
+            detail = (f"values not in the data: {', '.join(map(repr, unknown[:3]))}" if unknown else
+                      "a value twice" if len(set(values)) != len(values) else
+                      f"values of the data it lacks: {', '.join(repr(dataset.feature_names[i].split('=', 1)[1]) for i in missing[:3])}")
+            raise CheckpointError(f"{path}: field {field!r} does not match the data ({detail})")
+        out.append(np.asarray(ids, dtype=np.int64))
+    return out
+
+
+def ids_are_proven(dataset: Dataset) -> bool:
+    """Whether the data itself fixes each field's per-field ids: data of our own (its per-field ids are the
+    ones `afm encode` writes), or a user's table whose every field is already the ids 0..n-1."""
+    from afm.data.sources import is_user_data  # the data layer, read only for this question
+
+    if not is_user_data(dataset.source.get("kind", "")):
+        return True
+    names = dataset.feature_names
+    for field, ids in zip(dataset.field_names, field_vocabularies(dataset)):
+        if [names[i].split("=", 1)[1] for i in ids] != [str(v) for v in range(len(ids))]:
+            return False
+    return True
+
+
+def check_logits(model: torch.nn.Module, path: str | os.PathLike, dataset: Dataset,
+                 tolerance: float = CHECK_TOLERANCE) -> dict:
+    """Compare the imported model with the other library's own outputs on rows the user names: a CSV with
+    one column per field holding the rows' values as the data has them (not ids: the ids are what is being
+    proven) and the other model's `logit` (or `probability`) per row. Refused where any row differs by more
+    than `tolerance` in the logit."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
+    missing = [f for f in dataset.field_names if f not in frame.columns]
+    if missing or not ({"logit", "probability"} & set(frame.columns)):
+        raise CheckpointError(f"{path}: a check file has one column per field ({', '.join(dataset.field_names[:4])}...) "
+                              f"with the rows' values, and 'logit' or 'probability'"
+                              + (f"; missing {', '.join(missing[:3])}" if missing else ""))
+    index = {name: i for i, name in enumerate(dataset.feature_names)}
+    x = np.empty((len(frame), dataset.num_fields), dtype=np.int64)
+    for f, field in enumerate(dataset.field_names):
+        for row, value in enumerate(frame[field]):
+            feature = index.get(f"{field}={value}")
+            if feature is None:
+                raise CheckpointError(f"{path}: row {row + 2}: {field}={value!r} is not a value of the data")
+            x[row, f] = feature
+    try:
+        score = frame["logit" if "logit" in frame else "probability"].astype(float).to_numpy()
+    except ValueError:
+        raise CheckpointError(f"{path}: its logit/probability column is not numeric") from None
+    theirs = score if "logit" in frame else np.log(np.clip(score, 1e-12, 1 - 1e-12) / (1 - np.clip(score, 1e-12, 1 - 1e-12)))
+    with torch.no_grad():
+        ours = model.predict(torch.as_tensor(x)).double().numpy()
+    gap = np.abs(ours - theirs)
+    worst = int(np.argmax(gap))
+    if gap[worst] > tolerance:
+        raise CheckpointError(f"{path}: row {worst + 2}: the imported model's logit {ours[worst]:+.5f} differs from "
+                              f"the file's {theirs[worst]:+.5f}; the ids do not line up (give the vocabulary it was "
+                              f"trained with: --vocab)")
+    return {"rows": len(frame), "max_abs_difference": float(gap.max())}
+
+
+def import_model(library: str, path: str | os.PathLike, dataset: Dataset, vocab: str | os.PathLike | None = None,
+                 check: str | os.PathLike | None = None) -> tuple[torch.nn.Module, list[str]]:
     """Our FM or AFM (logistic loss: both libraries train click models with a sigmoid) from another
-    library's state dict, and notes on what was dropped or assumed."""
+    library's state dict, and notes on what was dropped or assumed. The ids must be proven: by the data
+    (`ids_are_proven`), by the vocabulary the model was trained with (`vocab`), or by its own logits on
+    rows the user names (`check`); otherwise the import is refused, since any value order of the same
+    sizes would pass unseen."""
     if library not in IMPORTERS:
         raise CheckpointError(f"--from takes {' or '.join(LIBRARIES)}, not {library!r}")
-    return IMPORTERS[library](read_state_dict(path), dataset)
+    if vocab is None and check is None and not ids_are_proven(dataset):
+        raise CheckpointError(f"{dataset.name}: the per-field ids the model was trained with cannot be told from this "
+                              f"data (any value order of the same sizes would pass); give --vocab FILE (each field's "
+                              f"values in id order, e.g. LabelEncoder.classes_) or --check FILE (rows and the model's "
+                              f"logits)")
+    given = read_vocab(vocab, dataset) if vocab is not None else None
+    model, notes = IMPORTERS[library](read_state_dict(path), dataset, given)
+    if check is not None:
+        checked = check_logits(model, check, dataset)
+        notes.append(f"checked against {Path(check).name}: {checked['rows']} rows, logits within "
+                     f"{checked['max_abs_difference']:.1e}")
+    return model, notes

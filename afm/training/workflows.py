@@ -181,15 +181,30 @@ def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_di
     return trained
 
 
-def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool = False):
+def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool = False, vocab=None, check=None):
     """Import another library's model (afm.store.importers), evaluate it on every split and save it as ours;
-    (where it went, the model, notes on what was dropped or assumed)."""
-    model, notes = import_model(library, file, dataset)
+    (where it went, the model, notes on what was dropped or assumed). Its metrics are on the user's own
+    splits only where the data names them (a split column, or data of ours it was encoded from); else the
+    notes say they are on rows the model may have been trained on."""
+    model, notes = import_model(library, file, dataset, vocab=vocab, check=check)
     metrics = {split: evaluate(model, dataset, split) for split in ("train", "validation", "test")}
-    extra = {"imported": {"library": library, "file": str(Path(file).resolve()), "notes": notes}}
+    if not held_out_known(dataset):
+        notes.append(SPLIT_UNKNOWN)
+    extra = {"imported": {"library": library, "file": str(Path(file).resolve()), "notes": notes,
+                          "held_out_known": held_out_known(dataset)}}
     path = save_model(model, out, data=dataset.describe(), metrics=metrics, extra=extra, overwrite=overwrite)
     _record_spread(model, dataset, path)
     return path, model, notes
+
+
+SPLIT_UNKNOWN = ("metrics on rows the model may have been trained on: this split is ours (seeded 7:2:1), not the "
+                 "one it was trained with; name the held-out rows with --split-column")
+
+
+def held_out_known(dataset: Dataset) -> bool:
+    """Whether a dataset's test split is one another library's user could have held out: data of ours, whose
+    splits `afm encode` wrote, or a user's table with a split column."""
+    return not is_user_data(dataset.source.get("kind", "")) or bool(dataset.source.get("split_column"))
 
 
 def load_with_data(model_dir: str | os.PathLike, data_dir_flag=None) -> tuple[LoadedModel, Dataset]:
