@@ -84,3 +84,88 @@ def test_the_model_is_written_before_the_statistics_after_training(small, tmp_pa
     monkeypatch.undo()
     saved = save_trained(trained, small, tmp_path / "afm2")
     assert "attention_spread" in json.loads((saved.path / "model.json").read_text())
+
+
+def test_the_package_installs_and_imports_from_another_folder(tmp_path):
+    """`pip install .` (here into a folder of its own, with the dependencies this environment has) makes
+    `import afm` and the `afm` command work from any folder, without PYTHONPATH tricks on the checkout."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--target", str(site), str(ROOT)], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 and "setuptools" in done.stderr:
+        pytest.skip("setuptools is not in this environment (pip's isolated build would download it)")
+    assert done.returncode == 0, done.stderr
+    elsewhere = tmp_path / "notebook"
+    elsewhere.mkdir()
+    code = "import afm, afm.explain.interactions; print(afm.__file__, afm.__version__)"
+    found = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(site)})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith(str(site)) and "0.1.0" in found.stdout
+    assert (site / "bin" / "afm").is_file()  # the console script
+
+
+def test_any_model_is_explained_by_its_predict_function_and_as_a_torchscript_file(tmp_path):
+    """A model of one's own, known only as a function of per-field ids: the pair it multiplies is found,
+    the pair it adds is not, from the Python API and from the CLI on a TorchScript file."""
+    import torch
+
+    from afm.explain.functions import function_interactions
+    from afm.store.importers import local_ids
+
+    class Own(torch.nn.Module):  # interacts a x b only; c is additive
+        def forward(self, x):
+            a, b, c = x[:, 0].float(), x[:, 1].float(), x[:, 2].float()
+            return (a - 2) * (b - 1) + 0.5 * c
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(0, 5, 500), rng.integers(0, 3, 500), rng.integers(0, 7, 500)], axis=1)
+    own = Own()
+    table = function_interactions(lambda ids: own(torch.as_tensor(ids)).numpy(), x, ["a", "b", "c"], sample=300)
+    assert (table.field_a[0], table.field_b[0]) == ("a", "b")
+    assert table.set_index(["field_a", "field_b"]).loc[("a", "c"), "mean_abs_interaction"] == pytest.approx(0, abs=1e-6)
+    # the same model as a TorchScript file, over the synthetic data in per-field ids
+    torch.jit.save(torch.jit.script(Own()), str(tmp_path / "own.pt"))
+    done = run("explain-function", str(tmp_path / "own.pt"), "--data", "synthetic", "--sample", "300", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    data = make_synthetic()
+    fields = data.field_names
+    assert (rows[0]["field_a"], rows[0]["field_b"]) == (fields[0], fields[1])
+    assert local_ids(data, "test").shape[1] == len(fields)
+    (tmp_path / "pickle.pt").write_bytes(b"not torchscript")
+    bad = run("explain-function", str(tmp_path / "pickle.pt"), "--data", "synthetic")
+    assert bad.returncode == 2 and "not a TorchScript module" in bad.stderr
+
+
+VISIT_EVERY_PAGE = """
+import pathlib, sys
+from streamlit.testing.v1 import AppTest
+root = pathlib.Path(sys.argv[1])
+app = AppTest.from_file(str(root / "app.py"), default_timeout=300).run()
+data = next(b for b in app.sidebar.selectbox if b.label == "Dataset")
+data.set_value("wide").run()
+pages = sorted(p.stem for p in (root / "app_pages").glob("*.py"))
+for page in sorted(pages, key=lambda p: "Planted" in p):  # Planted last: its job still runs at exit
+    app.switch_page(f"app_pages/{page}.py").run()
+    assert not app.exception, (page, app.exception)
+    print(page, flush=True)
+# and one more job certain to be inside native code when the interpreter exits
+from afm.data import load_dataset
+from afm.training.jobs import TrainingJob
+job = TrainingJob(load_dataset("wide"), "afm", pathlib.Path.cwd() / "unused", {"epochs": 200}, seeds=1).start()
+import time
+while job.snapshot().batch == 0 and job.running:
+    time.sleep(0.05)
+print("exiting with a job running", job.running, flush=True)
+"""
+
+
+def test_a_process_that_visited_every_page_exits_cleanly(tmp_path):
+    """The Planted page leaves its training job running when the script ends; at exit the job is stopped
+    and waited for, where a daemon thread killed inside native code aborted the process (status 134)."""
+    done = subprocess.run([sys.executable, "-c", VISIT_EVERY_PAGE, str(ROOT)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "AFM_MODELS_DIR": str(tmp_path / "models")})
+    assert "5_Planted_interactions" in done.stdout and "exiting with a job running True" in done.stdout, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr

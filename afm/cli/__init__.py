@@ -1,7 +1,7 @@
 """cli: `python -m afm COMMAND ...`, one module per command group, each with its flags beside its handler:
 
     train.py        train, import, encode            make a model directory (or the data for one)
-    inspect.py      evaluate, explain, interactions  read saved models
+    inspect.py      evaluate, explain, interactions, explain-function  read saved models (or any model as a function)
     experiments.py  verdict, reproduce, ablate, results   write and show results files
     bench.py        bench                            speed beside the peers
     data.py         datasets, download               what data is here, and fetching it

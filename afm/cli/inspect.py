@@ -1,10 +1,11 @@
-"""`evaluate`, `explain` and `interactions`: the commands that read saved models."""
+"""`evaluate`, `explain`, `interactions` and `explain-function`: the commands that read saved models (or any
+model as a TorchScript function)."""
 from __future__ import annotations
 
 import json
 import sys
 
-from afm.cli.common import SPLITS, add_data_dir, stderr_log
+from afm.cli.common import SPLITS, add_data_dir, add_table_flags, stderr_log, table_options
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_text
 from afm.data import load_dataset
@@ -20,9 +21,11 @@ from afm.experiments.interaction_study import (
 )
 from afm.experiments.results import write_results
 from afm.explain.agreement import FAST_MEASURES, MEASURES, compare_models
+from afm.explain.functions import function_interactions, load_torchscript
 from afm.explain.parts import decompose, explain_split
 from afm.explain.statistics import attention_spread, describe_spread, pair_statistics
 from afm.models.inference import evaluate
+from afm.store.importers import local_ids
 from afm.store.modelsets import expand, member_name, set_of
 from afm.training.workflows import load_with_data
 
@@ -43,6 +46,18 @@ def add(sub) -> None:
     x.add_argument("--json", action="store_true")
     add_data_dir(x)
     x.set_defaults(handler=cmd_explain)
+
+    f = sub.add_parser("explain-function", help="which field pairs interact in any model, from its predictions alone: "
+                       "a TorchScript module taking per-field ids (N, m), as `afm encode` writes them")
+    f.add_argument("module", help="a TorchScript file (torch.jit.save): loads without running pickled code")
+    f.add_argument("--data", required=True, help="the data, in our form; its rows are given to the module in per-field ids")
+    f.add_argument("--split", default="test", choices=SPLITS)
+    f.add_argument("--sample", type=int, default=2000, help="rows of the split, a seeded sample (0: every row)")
+    f.add_argument("--references", type=int, default=16, help="reference rows per instance (R)")
+    f.add_argument("--json", action="store_true")
+    add_table_flags(f)
+    add_data_dir(f)
+    f.set_defaults(handler=cmd_explain_function)
 
     i = sub.add_parser("interactions", help="which field pairs matter, by four measures, and whether a set of "
                        "equally good models agrees")
@@ -67,6 +82,18 @@ def add(sub) -> None:
                    "and across every two, planted-pair recovery (metrics only)")
     add_data_dir(i)
     i.set_defaults(handler=cmd_interactions)
+
+
+def cmd_explain_function(args) -> int:
+    dataset = load_dataset(args.data, args.data_dir, target=args.target, table=table_options(args))
+    predict = load_torchscript(args.module)
+    table = function_interactions(predict, local_ids(dataset, args.split), dataset.field_names,
+                                  args.sample or None, args.references)
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
 
 
 def cmd_evaluate(args) -> int:

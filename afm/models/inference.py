@@ -8,10 +8,17 @@ from afm.core.metrics import score_metrics
 from afm.data.dataset import Dataset
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's tensors live (a model of buffers only, or of none, is on the CPU)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int = 32768) -> np.ndarray:
     """Predictions without dropout, in batches, on the model's device."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = [model.predict(torch.as_tensor(x[start:start + batch_size], device=device)).float().cpu()
            for start in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)

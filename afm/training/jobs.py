@@ -2,8 +2,10 @@
 the work goes on. The thread never touches the interface: it only updates a snapshot under a lock."""
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,15 +32,34 @@ class JobState:
     warning: str = ""  # finished, but not as hoped (no epoch beat the initialisation)
 
 
+_RUNNING: "weakref.WeakSet[BackgroundJob]" = weakref.WeakSet()
+EXIT_WAIT_SECONDS = 60.0
+
+
+@atexit.register
+def stop_running_jobs() -> None:
+    """At interpreter exit, ask every running job to stop and wait for it: a daemon thread killed inside
+    PyTorch's or numba's native code aborts the whole process ("terminate called without an active
+    exception", status 134), so the app, its tests and the CLI could never exit cleanly with a job running."""
+    jobs = [job for job in list(_RUNNING) if job.running]
+    for job in jobs:
+        job.stop()
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    for job in jobs:
+        job.wait(max(0.0, deadline - time.monotonic()))
+
+
 class BackgroundJob:
     """A thread that trains, a snapshot of its progress under a lock, and a stop request. Subclasses
-    implement `_run`, report through `_progress` and end with `_finish`."""
+    implement `_run`, report through `_progress` and end with `_finish`. Running jobs are stopped and
+    waited for when the interpreter exits (`stop_running_jobs`)."""
 
     def __init__(self, name: str):
         self._state = JobState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        _RUNNING.add(self)
 
     def start(self):
         with self._lock:

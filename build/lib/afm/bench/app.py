@@ -1,0 +1,95 @@
+"""The app's latency in a real headless Chromium (Debian's chromium, driven by Playwright): from `streamlit
+run` to the Home page showing a trained model explained, then page switches with the models cached."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from afm.core.errors import AFMError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAVIGATION = '[data-testid="stSidebarNav"] a'  # the page list app.py gives st.navigation
+
+
+def _wait_idle(page, timeout=120.0):
+    quiet, deadline = 0, time.time() + timeout
+    while quiet < 2:
+        busy = page.locator('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stSpinner"]').count()
+        quiet = 0 if busy else quiet + 1
+        if time.time() > deadline:
+            raise TimeoutError("the app kept running")
+        page.wait_for_timeout(100)
+
+
+def app_timings(rounds: int = 5) -> dict[str, float]:
+    """Seconds: server healthy, first explained model, and the median switch to each page (which includes
+    ~0.2 s of idle polling)."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        raise AFMError("timing the app needs Debian's chromium and the playwright package")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AFM_MODELS_DIR": tempfile.mkdtemp()}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.address", "127.0.0.1", "--server.port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        timings = {"server healthy": time.perf_counter() - started}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text("With this model's own numbers").wait_for(timeout=120_000)
+            timings["first explained model"] = time.perf_counter() - started
+            _wait_idle(page)
+            t0 = time.perf_counter()  # the teaching page, first visit: it trains FM and AFM
+            page.locator(NAVIGATION).filter(has_text="Planted interactions").first.click()
+            page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+            timings["planted: first chart"] = time.perf_counter() - t0
+            page.get_by_text("Planted pairs in AFM").first.wait_for(timeout=300_000)
+            timings["planted: trained and explained"] = time.perf_counter() - t0
+            _wait_idle(page)
+            titles = [t.strip().splitlines()[-1].strip() for t in page.locator(NAVIGATION).all_inner_texts()]  # after the icon
+            titles = titles[1:] + titles[:1]  # Home, the first, is timed last: leaving every other page
+            for title in titles:  # warm every cache once
+                page.locator(NAVIGATION).filter(has_text=title).first.click()
+                _wait_idle(page)
+            switches = {title: [] for title in titles}
+            for _ in range(rounds):
+                for title in titles:
+                    t0 = time.perf_counter()
+                    page.locator(NAVIGATION).filter(has_text=title).first.click()
+                    page.get_by_role("heading", name=title if title != "Home" else "AFM Explorer").first.wait_for()
+                    _wait_idle(page)
+                    switches[title].append(time.perf_counter() - t0)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    timings.update({f"switch to {title}": statistics.median(times) for title, times in switches.items()})
+    return timings

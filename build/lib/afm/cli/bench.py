@@ -1,0 +1,52 @@
+"""`bench`: training speed beside the peers, explanation latency, memory, and the app in a browser."""
+from __future__ import annotations
+
+from afm.bench import headline_line, run
+from afm.bench.app import app_timings
+from afm.bench.load import busy_process
+from afm.cli.common import add_data_dir, add_setting_flags, stderr_log
+
+
+def add(sub) -> None:
+    b = sub.add_parser("bench", help="training speed beside DeepCTR-Torch and pytorch-fm; explanation latency; memory")
+    b.add_argument("--quick", action="store_true", help="the main cases only, short windows: under 5 minutes")
+    b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
+    b.add_argument("--load", action="store_true", help="run beside one other busy process (a core taken, as by a "
+                   "browser beside the app)")
+    add_setting_flags(b, ["device"])
+    add_data_dir(b)
+    b.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    with busy_process(args.load):
+        return _bench(args)
+
+
+def _bench(args) -> int:
+    if args.load:
+        print("beside one other busy process (--load)")
+    results = run(quick=args.quick, data_dir=args.data_dir, log=stderr_log, device=args.device or "auto")
+    missing = {name: why for name, why in results["libraries"].items() if why}
+    data = "; ".join(f"{k}: {v}" for k, v in results["data"].items())
+    print(f"training on {results['device']}, torch threads {results['threads']}; medians of {results['windows']} "
+          f"alternated windows of ~{results['window_seconds']} s; data: {data}")
+    for name, why in missing.items():
+        print(f"skipped {name} ({why}); pip install -r requirements-bench.txt")
+    print("training samples/s (Adagrad, squared loss, no dropout; peers at their best configuration, and as "
+          "shipped: plain Adagrad on dense gradients):")
+    print(results["training"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    fractions = ", ".join(f"batch {b}: {v:.2f}" for b, v in results["distinct_pair_fraction"].items())
+    print(f"distinct feature pairs per (row, pair) cell, Frappe: {fractions}")
+    print("peak memory of a process training the headline case (MB):")
+    print(results["memory"].to_string(index=False, float_format=lambda v: f"{v:.0f}"))
+    ex = results["explanations"]
+    print(f"explanations ({ex['data']}, {ex['test_rows']} test rows, k=t=256): one instance "
+          f"{ex['one_instance_ms']:.1f} ms; every global statistic of the test split {ex['whole_test_split_s']:.2f} s")
+    print(f"function-level interactions (every field pair, R=16): a 2,000-row sample "
+          f"{ex['interactions_2000_rows_s']:.2f} s; the whole test split {ex['interactions_whole_split_s']:.1f} s")
+    if args.app:
+        for name, seconds in app_timings(rounds=2 if args.quick else 5).items():
+            print(f"app {name}: {seconds:.2f} s")
+    print(headline_line(results))
+    return 0

@@ -1,0 +1,330 @@
+"""Models trained elsewhere, turned into ours so they can be explained: pytorch-fm's (`torchfm`)
+FactorizationMachineModel and AttentionalFactorizationMachineModel, and DeepCTR-Torch's AFM (with or
+without attention).
+
+Only a plain state dict is read, with `torch.load(weights_only=True)`: no code from the file runs.
+
+Ids. Both libraries give each field its own ids 0..vocabulary-1. Ours are one id space over all fields;
+within a field, a value's local id is the position of our feature id among the field's ids, sorted
+(`field_vocabularies`). For a CSV that is what sklearn's LabelEncoder gives on each column read as text,
+columns in file order; `local_ids` writes any of our datasets in that encoding, so a model trained on it
+imports exactly. A field count or vocabulary size that differs from the data's is refused.
+
+How their parameters map onto ours (logit = bias + sum w_i + p^T sum_ij a_ij v_i*v_j):
+- pytorch-fm: `linear.fc` -> first-order weights, `linear.bias` -> bias, `embedding.embedding` -> v with
+  the field offsets; FM's pair sum is ours with p = 1. AFM: `afm.attention` -> W, b; `afm.projection.weight`
+  -> h; `afm.fc.weight` -> p, and `afm.fc.bias` joins the bias. `afm.projection.bias` adds the same number
+  to every pair's score, which the softmax cancels: it is dropped, and the notes say so.
+- DeepCTR-Torch: `embedding_dict.NAME` and `linear_model.embedding_dict.NAME` per field, matched to our
+  fields by name; `out.bias` -> bias; `fm.attention_W` (k x t) -> W transposed, `fm.attention_b` -> b,
+  `fm.projection_h` -> h, `fm.projection_p` -> p. Without attention their FM layer is the classic pair sum.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from afm.core.errors import CheckpointError
+from afm.data.dataset import Dataset
+from afm.models import AFM_KIND, FM_KIND, ModelConfig, build_model
+
+LIBRARIES = ("torchfm", "deepctr")
+MAX_FILE_BYTES = 4 << 30
+
+
+def field_vocabularies(dataset: Dataset) -> list[np.ndarray]:
+    """Per field, our feature ids in local-id order (sorted): local id l of field f is our id vocab[f][l]."""
+    return [dataset.field_values(name) for name in dataset.field_names]
+
+
+def local_ids(dataset: Dataset, split: str) -> np.ndarray:
+    """A split's rows in per-field ids (what pytorch-fm and DeepCTR-Torch take), (N, m)."""
+    x = dataset.splits[split].x
+    return np.stack([np.searchsorted(vocab, x[:, f]) for f, vocab in enumerate(field_vocabularies(dataset))], axis=1)
+
+
+def write_encoded(dataset: Dataset, out: str | os.PathLike) -> list[Path]:
+    """Every split as a CSV of per-field ids plus `label` (1/0 for binary data, else the target), and
+    field_dims.json (each field's vocabulary size, in field order): what the other libraries train on."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split in ("train", "validation", "test"):
+        y = dataset.splits[split].y
+        frame = pd.DataFrame(local_ids(dataset, split), columns=dataset.field_names)
+        frame["label"] = (y > 0).astype(int) if dataset.task == "binary" else y
+        frame.to_csv(out / f"{split}.csv", index=False)
+        written.append(out / f"{split}.csv")
+    dims = {name: len(v) for name, v in zip(dataset.field_names, field_vocabularies(dataset))}
+    (out / "field_dims.json").write_text(json.dumps(dims, indent=1), encoding="utf-8")
+    return written + [out / "field_dims.json"]
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A plain state dict (names to tensors) saved with torch.save; anything else is refused in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB is larger than a state dict of these "
+                              f"models should be")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a malformed file fails in many ways inside the (safe) unpickler
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a PyTorch state dict that loads with weights_only=True ({first})") from None
+    if isinstance(state, torch.nn.Module) or not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict; save model.state_dict()")
+    if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: not a plain state dict of tensors (save model.state_dict())")
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: {name} is not a finite floating-point tensor")
+    return {k: v.float() for k, v in state.items()}
+
+
+def _take(state: dict, name: str, shape: tuple, library: str) -> torch.Tensor:
+    if name not in state:
+        raise CheckpointError(f"not a {library} model this importer knows: no {name!r} in the state dict")
+    tensor = state.pop(name)
+    if tuple(tensor.shape) != shape:
+        raise CheckpointError(f"{library}: {name} has shape {tuple(tensor.shape)}, the data needs {shape}")
+    return tensor
+
+
+def _check_vocabularies(dataset: Dataset, sizes: list[int], library: str,
+                        given: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Per field, our feature ids in the other model's local-id order: `given` (from the user's vocabulary),
+    else ours (`field_vocabularies`); a field count or size that differs is refused."""
+    vocabularies = field_vocabularies(dataset) if given is None else given
+    if len(sizes) != len(vocabularies):
+        raise CheckpointError(f"{library}: the model has {len(sizes)} fields, {dataset.name} has {len(vocabularies)}")
+    for name, size, vocab in zip(dataset.field_names, sizes, vocabularies):
+        if size != len(vocab):
+            raise CheckpointError(f"{library}: field {name!r} has {size} values in the model and {len(vocab)} in "
+                                  f"{dataset.name}; the data must be encoded as it was for training "
+                                  f"(python -m afm encode)")
+    return vocabularies
+
+
+def _torchfm_field_sizes(state: dict, dataset: Dataset) -> list[int]:
+    """pytorch-fm keeps one table with field offsets and no field sizes: the data gives them, and the table
+    must have exactly their sum of rows."""
+    sizes = [len(v) for v in field_vocabularies(dataset)]
+    rows = state["embedding.embedding.weight"].shape[0] if "embedding.embedding.weight" in state else None
+    if rows is None:
+        raise CheckpointError("not a pytorch-fm FM or AFM state dict: no 'embedding.embedding.weight'")
+    if rows != sum(sizes):
+        raise CheckpointError(f"torchfm: the embedding table has {rows} rows, the fields of {dataset.name} have "
+                              f"{sum(sizes)} values ({', '.join(map(str, sizes))}); encode the data as for "
+                              f"training (python -m afm encode)")
+    return sizes
+
+
+def import_torchfm(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
+    state = dict(state)
+    sizes = _torchfm_field_sizes(state, dataset)
+    vocabularies = _check_vocabularies(dataset, sizes, "torchfm", vocab)
+    rows, k = state["embedding.embedding.weight"].shape
+    embedding = _take(state, "embedding.embedding.weight", (rows, k), "torchfm")
+    linear = _take(state, "linear.fc.weight", (rows, 1), "torchfm")
+    bias = _take(state, "linear.bias", (1,), "torchfm")
+    notes = []
+    if "afm.attention.weight" in state:
+        t = state["afm.attention.weight"].shape[0]
+        W = _take(state, "afm.attention.weight", (t, k), "torchfm")
+        b = _take(state, "afm.attention.bias", (t,), "torchfm")
+        h = _take(state, "afm.projection.weight", (1, t), "torchfm").reshape(t)
+        dropped = float(_take(state, "afm.projection.bias", (1,), "torchfm"))
+        p = _take(state, "afm.fc.weight", (1, k), "torchfm").reshape(k)
+        bias = bias + _take(state, "afm.fc.bias", (1,), "torchfm")
+        notes.append(f"dropped afm.projection.bias ({dropped:+.4g}): it adds the same number to every pair's "
+                     f"attention score, which the softmax cancels")
+        notes.append("pytorch-fm's AFM applies dropout also in eval mode (F.dropout without training=); "
+                     "with dropouts above 0 its own predictions are random, ours are its expectation")
+        extra = {"attention_W": W, "attention_b": b, "attention_h": h, "p": p}
+        kind, t_config = AFM_KIND, t
+    else:
+        kind, extra, t_config = FM_KIND, {}, None
+    if state:
+        raise CheckpointError(f"not a pytorch-fm FM or AFM state dict: unexpected {sorted(state)[:3]}")
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    order = torch.as_tensor(np.concatenate([offsets[f] + np.arange(len(v)) for f, v in enumerate(vocabularies)]))
+    ours = torch.as_tensor(np.concatenate(vocabularies))
+    return _assemble(dataset, kind, k, t_config, bias, linear[order], embedding[order], ours, extra), notes
+
+
+def import_deepctr(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
+    state = dict(state)
+    names = dataset.field_names
+    missing = [n for n in names if f"embedding_dict.{n}.weight" not in state]
+    if missing:
+        raise CheckpointError(f"deepctr: no embedding for field(s) {', '.join(map(repr, missing[:3]))}; their "
+                              f"SparseFeat names must be the data's field names ({', '.join(names[:6])}...)")
+    sizes = [state[f"embedding_dict.{n}.weight"].shape[0] for n in names]
+    vocabularies = _check_vocabularies(dataset, sizes, "deepctr", vocab)
+    k = state[f"embedding_dict.{names[0]}.weight"].shape[1]
+    embeddings = [_take(state, f"embedding_dict.{n}.weight", (s, k), "deepctr") for n, s in zip(names, sizes)]
+    linears = [_take(state, f"linear_model.embedding_dict.{n}.weight", (s, 1), "deepctr") for n, s in zip(names, sizes)]
+    bias = _take(state, "out.bias", (1,), "deepctr")
+    notes = []
+    if "fm.attention_W" in state:
+        t = state["fm.attention_W"].shape[1]
+        extra = {"attention_W": _take(state, "fm.attention_W", (k, t), "deepctr").T.contiguous(),
+                 "attention_b": _take(state, "fm.attention_b", (t,), "deepctr"),
+                 "attention_h": _take(state, "fm.projection_h", (t, 1), "deepctr").reshape(t),
+                 "p": _take(state, "fm.projection_p", (k, 1), "deepctr").reshape(k)}
+        kind, t_config = AFM_KIND, t
+    else:
+        kind, extra, t_config = FM_KIND, {}, None
+        notes.append("no attention layer (use_attention=False): imported as a classic FM")
+    if state:
+        raise CheckpointError(f"not a DeepCTR-Torch AFM over exactly the data's fields: unexpected "
+                              f"{', '.join(sorted(state)[:3])} (dense features and extra columns are not supported)")
+    ours = torch.as_tensor(np.concatenate(vocabularies))
+    return _assemble(dataset, kind, k, t_config, bias, torch.cat(linears), torch.cat(embeddings), ours, extra), notes
+
+
+def _assemble(dataset: Dataset, kind: str, k: int, t: int | None, bias, linear, embedding, ours, extra: dict):
+    """Our model with their parameters: rows scattered to our feature ids (ids of no field stay zero)."""
+    config = ModelConfig(kind=kind, num_features=dataset.num_features, num_fields=dataset.num_fields, embed_dim=k,
+                         loss="logistic", **({"attention_factor": t} if t else {}))
+    model = build_model(config)
+    with torch.no_grad():
+        model.bias.copy_(bias.reshape(1))
+        model.linear.weight.zero_()
+        model.embedding.weight.zero_()
+        model.linear.weight[ours] = linear
+        model.embedding.weight[ours] = embedding
+        for name, value in extra.items():
+            getattr(model, name).copy_(value)
+    return model.eval()
+
+
+IMPORTERS = {"torchfm": import_torchfm, "deepctr": import_deepctr}
+VOCAB_FILE = "vocab.json"
+CHECK_TOLERANCE = 1e-4  # logits of two float32 implementations of one model agree far closer than this
+
+
+def write_vocab(dataset: Dataset, out: str | os.PathLike) -> Path:
+    """vocab.json: per field, its values in local-id order (value l has per-field id l), as `afm encode`
+    writes the ids; what `afm import --vocab` reads back."""
+    path = Path(out) / VOCAB_FILE
+    names = dataset.feature_names
+    vocab = {field: [names[i].split("=", 1)[1] for i in ids]
+             for field, ids in zip(dataset.field_names, field_vocabularies(dataset))}
+    path.write_text(json.dumps(vocab, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def read_vocab(path: str | os.PathLike, dataset: Dataset) -> list[np.ndarray]:
+    """A vocabulary the other model was trained with: JSON mapping each field to its values in local-id order
+    (sklearn's LabelEncoder.classes_; a folder `afm encode` wrote holds one). Per field, our feature ids in
+    that order; every value must be the data's, and every value of the data must be there."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / VOCAB_FILE
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: not a readable vocabulary JSON ({type(exc).__name__})") from None
+    if not isinstance(vocab, dict) or not all(isinstance(v, list) for v in vocab.values()):
+        raise CheckpointError(f"{path}: a vocabulary maps each field to the list of its values in id order")
+    index = {name: i for i, name in enumerate(dataset.feature_names)}
+    out = []
+    for field, ours in zip(dataset.field_names, field_vocabularies(dataset)):
+        if field not in vocab:
+            raise CheckpointError(f"{path}: no values for field {field!r}")
+        values = [str(v) for v in vocab[field]]
+        ids = [index.get(f"{field}={v}") for v in values]
+        unknown = [v for v, i in zip(values, ids) if i is None]
+        if unknown or len(set(values)) != len(values) or set(ids) != set(ours.tolist()):
+            missing = sorted(set(ours.tolist()) - set(i for i in ids if i is not None))
+            detail = (f"values not in the data: {', '.join(map(repr, unknown[:3]))}" if unknown else
+                      "a value twice" if len(set(values)) != len(values) else
+                      f"values of the data it lacks: {', '.join(repr(dataset.feature_names[i].split('=', 1)[1]) for i in missing[:3])}")
+            raise CheckpointError(f"{path}: field {field!r} does not match the data ({detail})")
+        out.append(np.asarray(ids, dtype=np.int64))
+    return out
+
+
+def ids_are_proven(dataset: Dataset) -> bool:
+    """Whether the data itself fixes each field's per-field ids: data of our own (its per-field ids are the
+    ones `afm encode` writes), or a user's table whose every field is already the ids 0..n-1."""
+    from afm.data.sources import is_user_data  # the data layer, read only for this question
+
+    if not is_user_data(dataset.source.get("kind", "")):
+        return True
+    names = dataset.feature_names
+    for field, ids in zip(dataset.field_names, field_vocabularies(dataset)):
+        if [names[i].split("=", 1)[1] for i in ids] != [str(v) for v in range(len(ids))]:
+            return False
+    return True
+
+
+def check_logits(model: torch.nn.Module, path: str | os.PathLike, dataset: Dataset,
+                 tolerance: float = CHECK_TOLERANCE) -> dict:
+    """Compare the imported model with the other library's own outputs on rows the user names: a CSV with
+    one column per field holding the rows' values as the data has them (not ids: the ids are what is being
+    proven) and the other model's `logit` (or `probability`) per row. Refused where any row differs by more
+    than `tolerance` in the logit."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
+    missing = [f for f in dataset.field_names if f not in frame.columns]
+    if missing or not ({"logit", "probability"} & set(frame.columns)):
+        raise CheckpointError(f"{path}: a check file has one column per field ({', '.join(dataset.field_names[:4])}...) "
+                              f"with the rows' values, and 'logit' or 'probability'"
+                              + (f"; missing {', '.join(missing[:3])}" if missing else ""))
+    index = {name: i for i, name in enumerate(dataset.feature_names)}
+    x = np.empty((len(frame), dataset.num_fields), dtype=np.int64)
+    for f, field in enumerate(dataset.field_names):
+        for row, value in enumerate(frame[field]):
+            feature = index.get(f"{field}={value}")
+            if feature is None:
+                raise CheckpointError(f"{path}: row {row + 2}: {field}={value!r} is not a value of the data")
+            x[row, f] = feature
+    try:
+        score = frame["logit" if "logit" in frame else "probability"].astype(float).to_numpy()
+    except ValueError:
+        raise CheckpointError(f"{path}: its logit/probability column is not numeric") from None
+    theirs = score if "logit" in frame else np.log(np.clip(score, 1e-12, 1 - 1e-12) / (1 - np.clip(score, 1e-12, 1 - 1e-12)))
+    with torch.no_grad():
+        ours = model.predict(torch.as_tensor(x)).double().numpy()
+    gap = np.abs(ours - theirs)
+    worst = int(np.argmax(gap))
+    if gap[worst] > tolerance:
+        raise CheckpointError(f"{path}: row {worst + 2}: the imported model's logit {ours[worst]:+.5f} differs from "
+                              f"the file's {theirs[worst]:+.5f}; the ids do not line up (give the vocabulary it was "
+                              f"trained with: --vocab)")
+    return {"rows": len(frame), "max_abs_difference": float(gap.max())}
+
+
+def import_model(library: str, path: str | os.PathLike, dataset: Dataset, vocab: str | os.PathLike | None = None,
+                 check: str | os.PathLike | None = None) -> tuple[torch.nn.Module, list[str]]:
+    """Our FM or AFM (logistic loss: both libraries train click models with a sigmoid) from another
+    library's state dict, and notes on what was dropped or assumed. The ids must be proven: by the data
+    (`ids_are_proven`), by the vocabulary the model was trained with (`vocab`), or by its own logits on
+    rows the user names (`check`); otherwise the import is refused, since any value order of the same
+    sizes would pass unseen."""
+    if library not in IMPORTERS:
+        raise CheckpointError(f"--from takes {' or '.join(LIBRARIES)}, not {library!r}")
+    if vocab is None and check is None and not ids_are_proven(dataset):
+        raise CheckpointError(f"{dataset.name}: the per-field ids the model was trained with cannot be told from this "
+                              f"data (any value order of the same sizes would pass); give --vocab FILE (each field's "
+                              f"values in id order, e.g. LabelEncoder.classes_) or --check FILE (rows and the model's "
+                              f"logits)")
+    given = read_vocab(vocab, dataset) if vocab is not None else None
+    model, notes = IMPORTERS[library](read_state_dict(path), dataset, given)
+    if check is not None:
+        checked = check_logits(model, check, dataset)
+        notes.append(f"checked against {Path(check).name}: {checked['rows']} rows, logits within "
+                     f"{checked['max_abs_difference']:.1e}")
+    return model, notes

@@ -1,0 +1,148 @@
+"""Training in a background thread, so a user interface can show progress and offer a stop button while
+the work goes on. The thread never touches the interface: it only updates a snapshot under a lock."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from afm.core.errors import AFMError
+from afm.data.dataset import Dataset
+from afm.data.permuted import permute_labels
+from afm.training.sets import train_set
+from afm.training.workflows import train_and_save
+
+
+@dataclass
+class JobState:
+    status: str = "waiting"  # waiting, running, finished, failed
+    epoch: int = 0
+    batch: int = 0
+    batches: int = 0
+    history: list = field(default_factory=list)
+    message: str = ""
+    path: Path | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    stage: str = ""  # what is training now, where a job trains several models ("FM", "AFM")
+    histories: dict = field(default_factory=dict)  # stage -> history, of every stage so far
+    warning: str = ""  # finished, but not as hoped (no epoch beat the initialisation)
+
+
+class BackgroundJob:
+    """A thread that trains, a snapshot of its progress under a lock, and a stop request. Subclasses
+    implement `_run`, report through `_progress` and end with `_finish`."""
+
+    def __init__(self, name: str):
+        self._state = JobState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self):
+        with self._lock:
+            self._state.status, self._state.started = "running", time.time()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask training to end after the current batch; the best epoch so far is kept."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        self._thread.join(timeout)
+        return self.snapshot()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def snapshot(self) -> JobState:
+        with self._lock:
+            s = self._state
+            return JobState(s.status, s.epoch, s.batch, s.batches, list(s.history), s.message, s.path,
+                            s.started, s.finished, s.stage, {k: list(v) for k, v in s.histories.items()})
+
+    def _progress(self, epoch: int, batch: int, batches: int, history: list, stage: str = "") -> None:
+        with self._lock:
+            self._state.epoch, self._state.batch, self._state.batches = epoch, batch, batches
+            self._state.history, self._state.stage = list(history), stage
+            if stage:
+                self._state.histories[stage] = list(history)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _finish(self, status: str, message: str, path, history) -> None:
+        with self._lock:
+            self._state.status, self._state.message, self._state.path = status, message, path
+            if history:
+                self._state.history = list(history)
+            self._state.finished = time.time()
+
+
+class TrainingJob(BackgroundJob):
+    def __init__(self, dataset: Dataset, kind: str, out: Path, overrides: dict | None = None,
+                 pretrain_dir: Path | None = None, seeds: int = 1, null: bool = False):
+        """With `seeds` > 1 the job trains a model set into `out` (afm.store.modelsets); `null`: on permuted
+        labels (afm.data.permuted), each member by its own seed."""
+        super().__init__(f"train-{kind}")
+        self.dataset, self.kind, self.out, self.seeds, self.null = dataset, kind, Path(out), seeds, null
+        self.overrides, self.pretrain_dir = dict(overrides or {}), pretrain_dir
+        self.epochs = self.overrides.get("epochs")
+
+    def _run(self) -> None:
+        try:
+            if self.seeds > 1:
+                self._run_set()
+                return
+            data = permute_labels(self.dataset, self.overrides.get("seed") or 0) if self.null else self.dataset
+            trained = train_and_save(data, self.kind, self.out, self.overrides, self.pretrain_dir,
+                                     on_progress=self._progress, should_stop=self._stop.is_set)
+            result, path, history = trained.result, trained.path, trained.result.history
+            if trained.diverged:
+                status, message = "failed", trained.divergence_message()
+            else:
+                status, message = "finished", (f"{result.stop_reason}: best epoch {result.best_epoch}, validation "
+                                               f"{result.selected_by} {result.best_validation:.4f}")
+                if trained.untrained:
+                    with self._lock:
+                        self._state.warning = trained.untrained_message()
+        except AFMError as exc:
+            status, message, path, history = "failed", str(exc), None, []
+        except Exception as exc:  # keep the interface alive; say what broke
+            status, message, path, history = "failed", f"internal error: {type(exc).__name__}: {exc}", None, []
+        self._finish(status, message, path, history)
+
+    def _run_set(self) -> None:
+        seed = self.overrides.get("seed") or 0
+        lines = []
+        try:
+            members = train_set(self.dataset, self.kind, self.out, list(range(seed, seed + self.seeds)),
+                                {k: v for k, v in self.overrides.items() if k != "seed"}, self.pretrain_dir,
+                                log=lines.append, null=self.null, on_progress=self._progress,
+                                should_stop=self._stop.is_set)
+            self._finish("finished", f"a set of {len(members)}: " + "; ".join(lines), self.out, [])
+        except AFMError as exc:
+            self._finish("failed", str(exc), None, [])
+
+
+class TaskJob(BackgroundJob):
+    """Any long computation in the background that reports progress as training does: `task` is called with
+    `on_progress` and `should_stop` besides `arguments`; `result` holds what it returned once finished.
+    (The app runs the planted-interactions experiment this way.)"""
+
+    def __init__(self, name: str, task, **arguments):
+        super().__init__(name)
+        self.task, self.settings = task, arguments
+        self.result = None
+
+    def _run(self) -> None:
+        try:
+            self.result = self.task(**self.settings, on_progress=self._progress, should_stop=self._stop.is_set)
+            self._finish("finished", "stopped early: the best epochs so far" if self._stop.is_set() else "", None, [])
+        except AFMError as exc:
+            self._finish("failed", str(exc), None, [])
+        except Exception as exc:  # keep the interface alive; say what broke
+            self._finish("failed", f"internal error: {type(exc).__name__}: {exc}", None, [])
