@@ -7,7 +7,7 @@ from afm.core.errors import AFMError
 from afm.core.settings import BY_NAME
 from afm.data import dataset_status
 from afm.data.sources import BY_NAME as SOURCES
-from afm.data.tabular import table_columns
+from afm.data.tabular import TableOptions, table_columns, table_spec
 from afm.explain import charts
 from afm.models.families import FAMILIES, family, widgets
 from afm.store.modelsets import is_set_dir, member_for_seed
@@ -36,15 +36,29 @@ def choose_source():
         return {"kind": kind}
     if kind in status:  # generated here, from a seed
         return {"kind": kind, "seed": int(st.number_input("Data seed", 0, 10_000, 0, key="train_seed"))}
-    upload = st.file_uploader("CSV file: categorical columns and a target", type=["csv", "tsv", "txt"])
+    upload = st.file_uploader("A table: categorical and numeric columns and a target (CSV, TSV or parquet)",
+                              type=["csv", "tsv", "txt", "parquet"])
     if upload is None:
         return None
     path = store_upload(upload.getvalue(), upload.name)
-    columns = table_columns(path)
+    header = not st.checkbox("The first row is data (no header): name the columns col1, col2, ...",
+                             key="train_no_header")
+    columns = table_columns(path, TableOptions(header=header))
     target = st.selectbox("Target column", columns, index=len(columns) - 1, key="train_target",
                           help="Two values become -1/+1; a numeric target with more values is regression. "
                                "The last column is offered first, where most exports put the label.")
-    return {"kind": "csv", "path": str(path), "target": target, "seed": 0}
+    others = [c for c in columns if c != target]
+    with st.expander("Column types (what was decided is said below the data line)"):
+        left, middle, right = st.columns(3)
+        categorical = left.multiselect("Categorical: every value its own feature", others, key="train_categorical",
+                                       help="Integer ids or codes; otherwise a numeric column with many values is "
+                                            "cut into quantile bins (columns named like ids stay ids).")
+        numeric = middle.multiselect("Numeric: binned", [c for c in others if c not in categorical],
+                                     key="train_numeric")
+        drop = right.multiselect("Drop: not a field", [c for c in others if c not in categorical + numeric],
+                                 key="train_drop", help="A row index, an id of the row, a leak of the target.")
+    options = TableOptions(categorical=tuple(categorical), numeric=tuple(numeric), drop=tuple(drop), header=header)
+    return table_spec(path, target, 0, options)
 
 
 def choose_parameters(dataset, kind: str) -> dict:

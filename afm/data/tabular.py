@@ -255,8 +255,7 @@ def load_csv(path: Path, target: str | None, seed: int = 0, options: TableOption
         offset += len(uniques)
         decisions += [note] if note else []
     x = np.stack(codes_by_field, axis=1).astype(np.int64)
-    source = {"kind": "csv", "path": str(path), "target": target, "seed": seed, **options.record(),
-              **({"value_order": order} if order != "text" else {})}
+    source = {**table_spec(path, target, seed, options), **({"value_order": order} if order != "text" else {})}
     dropped = [f"dropped {', '.join(options.drop)}"] if options.drop else []
     splits = random_split(x, y, seed) if not options.split_column else _named_splits(x, y, frame[options.split_column], path)
     return Dataset(name=path.stem, field_names=features, feature_names=names, splits=splits,
@@ -281,6 +280,12 @@ def _named_splits(x: np.ndarray, y: np.ndarray, column: pd.Series, path: Path) -
             raise DataError(f"{path}: the split column names no {split} rows")
         splits[split] = Split(np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx], dtype=np.float32))
     return splits
+
+
+def table_spec(path: Path, target: str, seed: int = 0, options: TableOptions = TableOptions()) -> dict:
+    """The recorded source of a user's table, as `load_dataset` takes it (a new table: values ordered as numbers)."""
+    return {"kind": "csv", "path": str(Path(path).resolve()), "target": target, "seed": seed, **options.record(),
+            "value_order": "natural"}
 
 
 def table_columns(path: Path, options: TableOptions = TableOptions()) -> list[str]:

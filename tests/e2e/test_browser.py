@@ -167,6 +167,9 @@ def test_a_good_upload_offers_its_columns(server, page, tmp_path):
     settle(page)
     assert_no_error(page, "good upload")
     assert page.get_by_text("Target column").count() > 0
+    # what was decided about each column is said, and the types can be chosen
+    page.get_by_text("column 'hour': numeric, 24 values cut into", exact=False).first.wait_for(timeout=60_000)
+    assert page.get_by_text("Column types", exact=False).count() > 0
 
 
 def test_importing_a_pytorch_fm_model_from_the_train_page(server, page, shots, tmp_path):
