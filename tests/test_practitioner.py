@@ -169,3 +169,35 @@ def test_a_process_that_visited_every_page_exits_cleanly(tmp_path):
     assert "5_Planted_interactions" in done.stdout and "exiting with a job running True" in done.stdout, done.stderr[-2000:]
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
+
+
+def criteo_like(path, n, seed=0):
+    """A Criteo-shaped click log: no header, tab-separated; the label, 13 counts (log-normal, 20% missing),
+    26 hashed categories from Zipf laws over large vocabularies (most values rare); clicks depend on some
+    frequent values and two interactions."""
+    rng = np.random.default_rng(seed)
+    ints = np.where(rng.random((n, 13)) < 0.2, -1, np.floor(rng.lognormal(1.5, 1.2, (n, 13)))).astype(np.int64)
+    cats = np.stack([np.minimum(rng.zipf(1.2 + 0.02 * j, n), 10**6) for j in range(26)], axis=1)
+    effects = {j: rng.normal(0, 0.8, 200) for j in range(0, 26, 3)}
+    score = -1.2 + sum(np.where(cats[:, j] < 200, e[np.minimum(cats[:, j], 199)], 0) for j, e in effects.items())
+    score += 0.6 * ((cats[:, 0] < 5) & (cats[:, 1] < 5)) - 0.5 * ((ints[:, 0] > 5) & (cats[:, 2] < 3))
+    label = (rng.random(n) < 1 / (1 + np.exp(-score))).astype(int)
+    with open(path, "w") as fh:
+        for i in range(n):
+            row = [str(label[i]), *("" if v < 0 else str(v) for v in ints[i]),
+                   *(f"{(j * 1_000_003 + int(v)) * 2654435761 % 2**32:08x}" for j, v in enumerate(cats[i]))]
+            fh.write("\t".join(row) + "\n")
+    return path
+
+
+def test_an_fm_with_the_defaults_learns_a_criteo_shaped_log(tmp_path):
+    """A large user table trains with batch 2048 and lr 0.001 unless told otherwise (workflows.data_defaults):
+    best epoch at least 1 and a validation AUC well above the constant model's 0.5."""
+    path = criteo_like(tmp_path / "day_0", 80_000)
+    done = run("train", "--data", str(path), "--no-header", "--target", "col1", "--model", "fm", "--epochs", "3",
+               "--quiet", "--out", str(tmp_path / "fm"))
+    assert done.returncode == 0, done.stderr
+    meta = read_meta(tmp_path / "fm")
+    assert meta["training"]["batch_size"] == 2048 and meta["training"]["lr"] == 0.001
+    assert meta["best_epoch"] >= 1 and meta["metrics"]["validation"]["auc"] > 0.7
+    assert sum(line.startswith("note: column 'col") for line in done.stdout.splitlines()) == 13  # one per binned column

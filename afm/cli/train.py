@@ -104,8 +104,8 @@ def cmd_train(args) -> int:
         dataset = permute_labels(dataset, args.seed)
     _log(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features, "
          + ", ".join(f"{s} {len(p)}" for s, p in dataset.splits.items()))  # stdout: stderr is for the one error line
-    if dataset.notes:
-        _log(f"note: {dataset.notes}")
+    for note in dataset.notes.split("; ") if dataset.notes else []:
+        _log(f"note: {note}")  # one line each: the rows and target, then every column decision
     trained = train_and_save(dataset, args.model, args.out, overrides, args.pretrain, overwrite=args.overwrite,
                              show_progress=not args.quiet and sys.stderr.isatty())
     if not distributed.is_main():

@@ -102,6 +102,24 @@ def default_loss(dataset: Dataset) -> str:
         settings.default("loss")
 
 
+LARGE_TABLE_ROWS = 50_000
+# A user's large table (a click log): measured on a Criteo-shaped 200,000-row headerless TSV (13 counts, 26
+# long-tailed categories; tests/test_practitioner.py's criteo_like), FM's validation AUC at its best epoch
+# was 0.7912 with the general defaults (batch 256, Adam lr 0.01: best at epoch 1, then rare ids memorised),
+# 0.8352 at lr 0.001, 0.8389 at batch 2048 and lr 0.001 in a third of the time. Small tables keep the small
+# batch, so an epoch still takes many steps.
+LARGE_TABLE_DEFAULTS = {"batch_size": 2048, "lr": 0.001}
+
+
+def data_defaults(dataset: Dataset) -> dict:
+    """Settings a user's data trains with unless the user says otherwise: the CTR field's loss for a
+    two-valued target, and for a large table a larger batch and a smaller learning rate."""
+    defaults = {"loss": default_loss(dataset)}
+    if is_user_data(dataset.source.get("kind", "")) and len(dataset.splits["train"]) >= LARGE_TABLE_ROWS:
+        defaults.update(LARGE_TABLE_DEFAULTS)
+    return defaults
+
+
 def check_same_data(meta: dict, dataset: Dataset, where: str) -> None:
     """A model fits only data with its fields and features; a changed fingerprint is only warned about."""
     recorded = meta.get("data", {})
@@ -124,8 +142,9 @@ def run_settings(dataset: Dataset, kind: str, overrides: dict | None = None,
     for name in ("embed_dim", "loss"):  # an AFM takes these from the FM it starts from
         if pretrain is not None and overrides.get(name) is None:
             overrides[name] = getattr(pretrain.model.config, name)
-    if overrides.get("loss") is None:
-        overrides["loss"] = default_loss(dataset)
+    for name, value in data_defaults(dataset).items():
+        if overrides.get(name) is None:
+            overrides[name] = value
     params = hyperparameters(dataset.name, kind, overrides)
     params["batch_size"] = min(params["batch_size"], len(dataset.splits["train"]))
     return params
