@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +32,12 @@ import pandas as pd
 import torch
 
 from afm.core.errors import CheckpointError
+from afm.core.limits import available_memory
 from afm.data.dataset import Dataset
 from afm.models import AFM_KIND, FM_KIND, ModelConfig, build_model
 
 LIBRARIES = ("torchfm", "deepctr")
+LABEL = "label"  # the target's column in what `encode` writes
 MAX_FILE_BYTES = 4 << 30
 
 
@@ -51,13 +55,16 @@ def local_ids(dataset: Dataset, split: str) -> np.ndarray:
 def write_encoded(dataset: Dataset, out: str | os.PathLike) -> list[Path]:
     """Every split as a CSV of per-field ids plus `label` (1/0 for binary data, else the target), and
     field_dims.json (each field's vocabulary size, in field order): what the other libraries train on."""
+    if LABEL in dataset.field_names:  # the target would overwrite the field: a model trained on it sees the label
+        raise CheckpointError(f"{dataset.name}: a field is named {LABEL!r}, the column encode writes the target to; "
+                              f"rename that column (or --drop it)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for split in ("train", "validation", "test"):
         y = dataset.splits[split].y
         frame = pd.DataFrame(local_ids(dataset, split), columns=dataset.field_names)
-        frame["label"] = (y > 0).astype(int) if dataset.task == "binary" else y
+        frame[LABEL] = (y > 0).astype(int) if dataset.task == "binary" else y
         frame.to_csv(out / f"{split}.csv", index=False)
         written.append(out / f"{split}.csv")
     dims = {name: len(v) for name, v in zip(dataset.field_names, field_vocabularies(dataset))}
@@ -65,27 +72,83 @@ def write_encoded(dataset: Dataset, out: str | os.PathLike) -> list[Path]:
     return written + [out / "field_dims.json"]
 
 
+def _check_archive(path: Path, limit: int) -> None:
+    """A torch.save file is a zip archive: refuse one whose records inflate past `limit` before reading any."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return  # the legacy format: torch.load reads it as it is, no larger than the file
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if declared > limit:
+        raise CheckpointError(f"{path}: its records inflate to {declared / 2**30:.1f} GiB, more than a state dict of "
+                              f"these models may take here ({limit / 2**30:.1f} GiB)")
+
+
+def _clean_message(exc: Exception) -> str:
+    """The first sentence of a loader's message, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return re.split(r"(?<=[.:])\s", first, maxsplit=1)[0][:160]
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A plain state dict (names to tensors) saved with torch.save; anything else is refused in one line."""
+    """A plain state dict (names to tensors) saved with torch.save; anything else is refused in one line,
+    and nothing a file merely declares is allocated: the archive's records, each tensor's size, layout and
+    rank are checked before any tensor is read into memory of its own."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (a directory, a device or a pipe)")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise CheckpointError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB is larger than a state dict of these "
                               f"models should be")
+    available = available_memory()
+    limit = min(MAX_FILE_BYTES, available // 2) if available else MAX_FILE_BYTES
+    _check_archive(path, limit)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # noqa: BLE001 - a malformed file fails in many ways inside the (safe) unpickler
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a PyTorch state dict that loads with weights_only=True ({first})") from None
+        raise CheckpointError(f"{path}: not a PyTorch state dict that loads with weights_only=True "
+                              f"({_clean_message(exc)})") from None
     if isinstance(state, torch.nn.Module) or not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict; save model.state_dict()")
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path}: not a plain state dict of tensors (save model.state_dict())")
+    declared = 0
     for name, tensor in state.items():
-        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{path}: {name} is not a finite floating-point tensor")
-    return {k: v.float() for k, v in state.items()}
+        if name.endswith(("num_batches_tracked", "running_mean", "running_var")):
+            raise CheckpointError(f"{path}: holds {name} (batch normalisation): this importer takes pytorch-fm's "
+                                  f"FM and AFM and DeepCTR-Torch's AFM, which have none")
+        if tensor.layout != torch.strided or tensor.is_meta:
+            raise CheckpointError(f"{path}: {name} is a {tensor.layout} {'meta ' if tensor.is_meta else ''}tensor; "
+                                  f"only dense tensors with values are read")
+        if tensor.dim() not in (1, 2) or tensor.numel() == 0:
+            raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}; these models' tensors are "
+                                  f"vectors or matrices with at least one value")
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{path}: {name} holds {tensor.dtype} values, not floating-point weights")
+        declared += tensor.numel() * 4  # as float32, whatever its strides share
+    if declared > limit:
+        raise CheckpointError(f"{path}: its tensors declare {declared / 2**30:.1f} GiB, more than a state dict of "
+                              f"these models may take here ({limit / 2**30:.1f} GiB)")
+    out = {}
+    for name, tensor in state.items():
+        weights = tensor.float().contiguous()
+        if not torch.isfinite(weights).all():
+            raise CheckpointError(f"{path}: {name} is not finite in float32 (NaN, infinite, or beyond float32's range)")
+        out[name] = weights
+    return out
+
+
+def _matrix_shape(state: dict, name: str, library: str) -> tuple[int, int]:
+    """The (rows, columns) of a tensor that must be a matrix, before any shape is taken from it."""
+    tensor = state[name]
+    if tensor.dim() != 2:
+        raise CheckpointError(f"{library}: {name} has shape {tuple(tensor.shape)}; it must be a matrix")
+    return tuple(tensor.shape)
 
 
 def _take(state: dict, name: str, shape: tuple, library: str) -> torch.Tensor:
@@ -116,7 +179,7 @@ def _torchfm_field_sizes(state: dict, dataset: Dataset) -> list[int]:
     """pytorch-fm keeps one table with field offsets and no field sizes: the data gives them, and the table
     must have exactly their sum of rows."""
     sizes = [len(v) for v in field_vocabularies(dataset)]
-    rows = state["embedding.embedding.weight"].shape[0] if "embedding.embedding.weight" in state else None
+    rows = _matrix_shape(state, "embedding.embedding.weight", "torchfm")[0] if "embedding.embedding.weight" in state else None
     if rows is None:
         raise CheckpointError("not a pytorch-fm FM or AFM state dict: no 'embedding.embedding.weight'")
     if rows != sum(sizes):
@@ -130,13 +193,13 @@ def import_torchfm(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.
     state = dict(state)
     sizes = _torchfm_field_sizes(state, dataset)
     vocabularies = _check_vocabularies(dataset, sizes, "torchfm", vocab)
-    rows, k = state["embedding.embedding.weight"].shape
+    rows, k = _matrix_shape(state, "embedding.embedding.weight", "torchfm")
     embedding = _take(state, "embedding.embedding.weight", (rows, k), "torchfm")
     linear = _take(state, "linear.fc.weight", (rows, 1), "torchfm")
     bias = _take(state, "linear.bias", (1,), "torchfm")
     notes = []
     if "afm.attention.weight" in state:
-        t = state["afm.attention.weight"].shape[0]
+        t = _matrix_shape(state, "afm.attention.weight", "torchfm")[0]
         W = _take(state, "afm.attention.weight", (t, k), "torchfm")
         b = _take(state, "afm.attention.bias", (t,), "torchfm")
         h = _take(state, "afm.projection.weight", (1, t), "torchfm").reshape(t)
@@ -166,15 +229,15 @@ def import_deepctr(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.
     if missing:
         raise CheckpointError(f"deepctr: no embedding for field(s) {', '.join(map(repr, missing[:3]))}; their "
                               f"SparseFeat names must be the data's field names ({', '.join(names[:6])}...)")
-    sizes = [state[f"embedding_dict.{n}.weight"].shape[0] for n in names]
+    sizes = [_matrix_shape(state, f"embedding_dict.{n}.weight", "deepctr")[0] for n in names]
     vocabularies = _check_vocabularies(dataset, sizes, "deepctr", vocab)
-    k = state[f"embedding_dict.{names[0]}.weight"].shape[1]
+    k = _matrix_shape(state, f"embedding_dict.{names[0]}.weight", "deepctr")[1]
     embeddings = [_take(state, f"embedding_dict.{n}.weight", (s, k), "deepctr") for n, s in zip(names, sizes)]
     linears = [_take(state, f"linear_model.embedding_dict.{n}.weight", (s, 1), "deepctr") for n, s in zip(names, sizes)]
     bias = _take(state, "out.bias", (1,), "deepctr")
     notes = []
     if "fm.attention_W" in state:
-        t = state["fm.attention_W"].shape[1]
+        t = _matrix_shape(state, "fm.attention_W", "deepctr")[1]
         extra = {"attention_W": _take(state, "fm.attention_W", (k, t), "deepctr").T.contiguous(),
                  "attention_b": _take(state, "fm.attention_b", (t,), "deepctr"),
                  "attention_h": _take(state, "fm.projection_h", (t, 1), "deepctr").reshape(t),

@@ -30,8 +30,8 @@ def set_members(path: str | os.PathLike) -> list[Path]:
         raise CheckpointError(f"{path}: not an AFM Explorer model set ({SET_FILE} malformed)")
     members = []
     for name in info["members"]:
-        if not isinstance(name, str) or "/" in name or name.startswith("."):
-            raise CheckpointError(f"{path / SET_FILE}: bad member name {name!r}")
+        if not isinstance(name, str) or "/" in name or name.startswith(".") or not name or len(name.encode()) > 255:
+            raise CheckpointError(f"{path / SET_FILE}: bad member name {name!r:.80}")
         if is_model_dir(path / name):  # a member still training or removed is left out
             members.append(path / name)
     return members

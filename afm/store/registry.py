@@ -72,8 +72,8 @@ def _model_paths(root: Path) -> list[tuple[Path, Path | None]]:
         elif is_set_dir(path):
             try:
                 found += [(member, path) for member in set_members(path)]
-            except CheckpointError:
-                continue
+            except (CheckpointError, OSError):
+                continue  # said by scan_models, which reads the set again for its message
     return found
 
 
@@ -95,6 +95,17 @@ def scan_models(directory: str | os.PathLike | None = None,
             found.append(_entry(path, is_builtin, set_dir))
         except CheckpointError as exc:
             problems.append(str(exc))
+        except OSError as exc:  # a name too long, a folder that vanished or cannot be read: skipped, said
+            problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            try:
+                if not path.name.startswith(".") and is_set_dir(path):
+                    set_members(path)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+            except OSError as exc:
+                problems.append(f"{path}: a model set that cannot be read ({exc.strerror or exc})")
     users = sorted((e for e in found if not e.builtin), key=lambda e: e.created, reverse=True)
     return users + [e for e in found if e.builtin], problems
 

@@ -1,0 +1,103 @@
+"""Reliability, round three: each defect found against the newer surfaces (import, encode, sets, registry,
+verdict), as a case that failed before its fix."""
+import json
+import zipfile
+
+import pytest
+import torch
+
+from afm.core.errors import CheckpointError
+from afm.data import make_synthetic
+from afm.store.importers import import_model, read_state_dict, write_encoded
+from afm.store.modelsets import SET_FORMAT
+from afm.store.registry import scan_models
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(seed=2, rows=600)
+
+
+def test_a_state_dict_is_refused_for_what_it_declares_before_anything_is_allocated(tmp_path):
+    # 2.5 KB on disk, 8 GB as float32 once materialised: stride 0 shares one value
+    torch.save({"embedding.embedding.weight": torch.zeros(1).expand(41, 50_000_000)}, tmp_path / "expanded.pt")
+    assert (tmp_path / "expanded.pt").stat().st_size < 10_000
+    with pytest.raises(CheckpointError, match="declare .* GiB"):
+        read_state_dict(tmp_path / "expanded.pt")
+    # a zip record that says it inflates to far more than its bytes
+    torch.save({"w": torch.zeros(4)}, tmp_path / "small.pt")
+    with zipfile.ZipFile(tmp_path / "small.pt") as src, zipfile.ZipFile(tmp_path / "bomb.pt", "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info.filename))
+        out.writestr(zipfile.ZipInfo("small/data/999"), b"\0" * (64 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    import afm.store.importers as importers
+
+    with pytest.raises(CheckpointError, match="inflate"):
+        importers._check_archive(tmp_path / "bomb.pt", limit=32 << 20)
+
+
+@pytest.mark.parametrize("tensor, message", [
+    (torch.zeros(5), "must be a matrix"),  # 1-D embedding
+    (torch.zeros(()), "has shape"),  # 0-d
+    (torch.zeros(2, 3, 4), "has shape"),  # 3-D
+    (torch.zeros(0, 8), "at least one value"),
+    (torch.zeros(3, 8).to_sparse(), "sparse"),
+    (torch.zeros(3, 8, dtype=torch.int64), "not floating-point"),
+    (torch.full((3, 8), 1e300, dtype=torch.float64), "beyond float32's range"),  # inf once stored as float32
+])
+def test_state_dicts_of_odd_ranks_layouts_and_ranges_get_one_line(tmp_path, data, tensor, message):
+    torch.save({"embedding.embedding.weight": tensor, "linear.fc.weight": torch.zeros(3, 1),
+                "linear.bias": torch.zeros(1)}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=message):
+        import_model("torchfm", tmp_path / "odd.pt", data)
+
+
+def test_batch_norm_and_directories_are_named_for_what_they_are(tmp_path):
+    torch.save({"bn.num_batches_tracked": torch.tensor(3.0), "w": torch.zeros(2, 2)}, tmp_path / "bn.pt")
+    with pytest.raises(CheckpointError, match="batch normalisation"):
+        read_state_dict(tmp_path / "bn.pt")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_state_dict(tmp_path)
+    (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94.")
+    with pytest.raises(CheckpointError) as refused:
+        read_state_dict(tmp_path / "pickle.pt")
+    assert "\x1b[" not in str(refused.value) and len(str(refused.value)) < 400
+
+
+def test_encode_refuses_a_field_named_like_its_label_column(tmp_path):
+    import pandas as pd
+
+    from afm.data.tabular import load_csv
+
+    pd.DataFrame({"label": ["a", "b"] * 20, "x": ["u", "v", "w", "z"] * 10, "y": [0, 1] * 20}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(CheckpointError, match="named 'label'"):
+        write_encoded(load_csv(tmp_path / "t.csv", "y"), tmp_path / "out")
+    assert not (tmp_path / "out" / "train.csv").exists()
+
+
+def test_one_malformed_model_set_never_takes_down_the_registry(tmp_path, data):
+    from afm.training.workflows import fit, save_trained
+
+    save_trained(fit(data, "fm", {"epochs": 1}), data, tmp_path / "good")
+    bad = tmp_path / "bad-set"
+    bad.mkdir()
+    (bad / "set.json").write_text(json.dumps({"format": SET_FORMAT, "members": ["x" * 300]}))
+    entries, problems = scan_models(tmp_path, include_builtin=False)
+    assert [e.name for e in entries] == ["good"]
+    assert any("bad member name" in p for p in problems)
+
+
+def test_verdict_bounds_are_checked_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for flags, message in ((["--epoch-cap", "0"], "--epoch-cap 1 to 1000"), (["--trials", "-3"], "--trials takes 1 to"),
+                           (["--embed-dim", "0"], "embed-dim")):
+        done = subprocess.run([sys.executable, "-m", "afm", "verdict", "--dataset", "synthetic", *flags,
+                               "--models-dir", str(tmp_path / "v"), "--out", str(tmp_path / "v.json")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert not (tmp_path / "v").exists()  # refused before a search began
