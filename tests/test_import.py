@@ -217,7 +217,6 @@ def test_the_males_case_an_import_must_prove_its_encoding(tmp_path):
         their = (theirs.linear(x[:200]) + theirs.fm(theirs.embedding(x[:200]))).squeeze(1).numpy()
     np.testing.assert_allclose(predict(ours, ids), their, atol=1e-5)
     # a check file of their own logits on rows of the data proves it too, and catches a wrong value order
-    import pandas as pd
 
     check = rows[fields].assign(logit=their)  # the rows as the data has them, with their logits
     check.to_csv(tmp_path / "check.csv", index=False)
