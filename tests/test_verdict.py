@@ -142,23 +142,39 @@ def test_fm_is_given_afms_epochs_in_all(quick_verdict):
     assert "FM (AFM's epochs)" in verdict_sentence(results)
 
 
+def settled(results: dict) -> dict:
+    """The same results as if every search's trials had stopped by themselves (early stopping)."""
+    return {**results, "search": {side: {**s, "chosen_at_cap": False,
+                                         "trials": [{**t, "stop_reason": "early stopping", "at_cap": False}
+                                                    for t in s["trials"]]}
+                                  for side, s in results["search"].items()}}
+
+
+def test_a_configuration_still_improving_at_its_cap_is_not_at_rest():
+    from afm.experiments.tuning import still_improving
+
+    assert still_improving({"stop_reason": "finished", "best_epoch": 79, "epoch_cap": 80, "patience": 5})
+    assert not still_improving({"stop_reason": "finished", "best_epoch": 75, "epoch_cap": 80, "patience": 5})
+    assert not still_improving({"stop_reason": "early stopping", "best_epoch": 79, "epoch_cap": 80, "patience": 5})
+    assert not still_improving({"stop_reason": "pruned", "best_epoch": 6, "epoch_cap": 80, "patience": 5})
+    assert still_improving({"stop_reason": "finished", "best_epoch": 80, "epoch_cap": 80, "patience": 0})
+
+
 def test_a_chosen_configuration_at_its_cap_blocks_the_headline(quick_verdict):
     results, _ = quick_verdict
     at_cap = {side: s["chosen_at_cap"] for side, s in results["search"].items()}
     sentence = verdict_sentence(results)
     assert sentence.startswith("No verdict") == any(at_cap.values())
     for side in results["search"]:
-        changed = {**results, "search": {**results["search"], side: {**results["search"][side], "chosen_at_cap": False}}}
-        for other in results["search"]:
-            changed["search"][other] = {**changed["search"][other], "chosen_at_cap": other == side}
+        changed = settled(results)
+        changed["search"][side] = {**changed["search"][side], "chosen_at_cap": True}
         assert verdict_sentence(changed).startswith("No verdict: the chosen ")
-    clear = {**results, "search": {s: {**v, "chosen_at_cap": False} for s, v in results["search"].items()}}
-    assert not verdict_sentence(clear).startswith("No verdict")
+    assert not verdict_sentence(settled(results)).startswith("No verdict")
 
 
 def test_an_fm_recorded_elsewhere_that_beats_the_chosen_one_blocks_the_headline(quick_verdict):
     results, _ = quick_verdict
-    clear = {**results, "search": {s: {**v, "chosen_at_cap": False} for s, v in results["search"].items()}}
+    clear = settled(results)
     ours = results["search"]["fm"]["chosen_validation"]
     better = {"kind": "reproduce", "data": results["data"], "models": {"fm": {
         "settings": {"loss": "squared", "embed_dim": results["budget"]["embed_dim"]},

@@ -1,8 +1,8 @@
 """Hyperparameter search with Optuna (the field's standard tuner, rather than a loop of ours): a seeded TPE
 sampler, a Hyperband pruner on the validation metric reported every epoch, one search space per
 family built from one table of ranges (so two families search the same range of every setting they share),
-a total epoch budget, and a rule that a configuration whose best epoch is at its cap is trained again with
-the cap doubled before it may be chosen. A search keeps its trials in an Optuna journal file, so an
+a total epoch budget, and a rule that a configuration still improving at its cap (`still_improving`) is
+trained again with the cap doubled before it may be chosen. A search keeps its trials in an Optuna journal file, so an
 interrupted search resumes. It reads the train and validation splits only.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
+from afm.core import settings
 from afm.core.errors import AFMError
 from afm.core.metrics import selection_metric
 from afm.core.provenance import git_state, library_versions
@@ -34,6 +35,18 @@ RANGES: dict[str, BaseDistribution] = {
 # until epoch 18 (cap 40), so a slow starter (Adagrad at a small rate) is not judged by its first epochs alone.
 PRUNER = {"min_resource": 2, "reduction_factor": 3}
 STARTUP_TRIALS = 5  # random trials before TPE models the results
+
+
+def still_improving(record: dict) -> bool:
+    """A trial that ran to its epoch cap without `patience` epochs of no improvement at its end: stopped by
+    the cap while still improving (best epoch 79 of 80 is as unfinished as 80 of 80). A pruned trial, or one
+    that stopped by itself, is not."""
+    if record.get("stop_reason") != "finished":
+        return False
+    patience = record.get("patience", settings.default("patience"))
+    if patience == 0:
+        return record["best_epoch"] >= record["epoch_cap"]
+    return record["best_epoch"] > record["epoch_cap"] - patience
 
 
 def search_space(kind: str) -> dict[str, BaseDistribution]:
@@ -140,12 +153,13 @@ def tune(dataset: Dataset, kind: str, base: dict, budget: SearchBudget, journal:
                       on_progress=on_progress, should_stop=lambda: pruned)
         result = trained.result
         trial.set_user_attr("epoch_cap", cap)
-        trial.set_user_attr("record", {
+        record = {
             "config": config, "validation": result.best_validation, "selected_by": result.selected_by,
             "validation_rmse": result.best_row["validation_rmse"], "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history) - 1, "epoch_cap": cap,
-            "at_cap": result.best_epoch >= cap and not pruned, "stop_reason": "pruned" if pruned else result.stop_reason,
-            "seconds": result.seconds, "git": git_state(), "versions": library_versions()})
+            "epochs_run": len(result.history) - 1, "epoch_cap": cap, "patience": trained.config.patience,
+            "stop_reason": "pruned" if pruned else result.stop_reason,
+            "seconds": result.seconds, "git": git_state(), "versions": library_versions()}
+        trial.set_user_attr("record", {**record, "at_cap": still_improving(record)})
         if pruned:
             raise optuna.TrialPruned()
         return result.best_validation if math.isfinite(result.best_validation) else float("inf")

@@ -25,7 +25,8 @@ from afm.data.dataset import Dataset
 from afm.data.sources import quick_overrides
 from afm.experiments.markdown import markdown_table
 from afm.experiments.results import committed_results, header
-from afm.experiments.tuning import SearchBudget, check_grids, preset_trial, search_space, space_table, tune
+from afm.experiments.tuning import (SearchBudget, check_grids, preset_trial, search_space, space_table,
+                                   still_improving, tune)
 from afm.explain.compare import bootstrap_comparison, paired_errors
 from afm.models import AFM_KIND, FM_KIND
 from afm.models.families import hyperparameters
@@ -301,16 +302,17 @@ def _headline(results: dict) -> tuple[str, dict[tuple[str, str], dict]]:
 
 
 def blockers(results: dict) -> list[str]:
-    """Why the file may not call a winner: a chosen configuration whose best epoch is at its cap (still
-    improving when the search chose it), a chosen FM worse on validation than one the project recorded
+    """Why the file may not call a winner: a chosen configuration still improving at its cap when the search
+    chose it (`still_improving`), a chosen FM worse on validation than one the project recorded
     elsewhere, or a file that predates these checks."""
     found = []
     for side, searched in results.get("search", {}).items():
         label = SIDES.get(side, side)
         if isinstance(searched, dict):  # the tuned protocol
-            if searched["chosen_at_cap"]:
-                found.append(f"the chosen {label} configuration has its best epoch at its cap "
-                             f"({searched['chosen_best_epoch']} of {searched['chosen_epoch_cap']})")
+            chosen = next((t for t in searched["trials"] if t["trial"] == searched["chosen_trial"]), {})
+            if searched["chosen_at_cap"] or (chosen and still_improving(chosen)):
+                found.append(f"the chosen {label} configuration was still improving at its cap (best epoch "
+                             f"{searched['chosen_best_epoch']} of {searched['chosen_epoch_cap']})")
             continue
         cap = results["budget"][side]["epoch_cap"]  # an older file: a list of rows, one cap for all
         chosen = next((r for r in searched if r["config"] == results["chosen"][side]), None)
