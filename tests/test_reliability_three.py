@@ -101,3 +101,50 @@ def test_verdict_bounds_are_checked_before_any_work(tmp_path):
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert not (tmp_path / "v").exists()  # refused before a search began
+
+
+def test_a_set_resumes_only_members_that_are_what_this_run_trains(tmp_path, data):
+    from afm.core.errors import AFMError
+    from afm.training.sets import train_set
+
+    train_set(data, "fm", tmp_path / "set", [0, 1], {"epochs": 1}, log=lambda *_: None)
+    with pytest.raises(AFMError, match="trained with family fm"):
+        train_set(data, "afm", tmp_path / "set", [0, 1], {"epochs": 1}, log=lambda *_: None)
+    with pytest.raises(AFMError, match="epochs 1 .asked: 2."):
+        train_set(data, "fm", tmp_path / "set", [0, 1], {"epochs": 2}, log=lambda *_: None)
+    assert len(train_set(data, "fm", tmp_path / "set", [0, 1, 2], {"epochs": 1}, log=lambda *_: None)) == 3
+    (tmp_path / "set" / ".seed-3.claim").write_text("12345")  # another process is training seed 3
+    with pytest.raises(AFMError, match="being trained by another process"):
+        train_set(data, "fm", tmp_path / "set", [3], {"epochs": 1}, log=lambda *_: None)
+    with pytest.raises(AFMError, match="is a model directory"):
+        train_set(data, "fm", tmp_path / "set" / "seed-0", [0], {"epochs": 1}, log=lambda *_: None)
+
+
+def test_concurrent_writers_of_one_set_file_never_publish_half_of_it(tmp_path):
+    import threading
+
+    from afm.store.modelsets import SET_FILE, write_set_file
+
+    stop, bad = threading.Event(), []
+
+    def write(k):
+        while not stop.is_set():
+            write_set_file(tmp_path, [f"seed-{i}" for i in range(k * 50)], "fm", {"epochs": k})
+
+    def read():
+        for _ in range(2000):
+            try:
+                json.loads((tmp_path / SET_FILE).read_text())
+            except FileNotFoundError:
+                continue
+            except ValueError as exc:
+                bad.append(exc)
+
+    writers = [threading.Thread(target=write, args=(k,)) for k in (1, 2)]
+    for w in writers:
+        w.start()
+    read()
+    stop.set()
+    for w in writers:
+        w.join()
+    assert not bad and not list(tmp_path.glob("*.tmp"))

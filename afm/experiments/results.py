@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from afm.core import settings
+from afm.core.files import write_text_atomic
 from afm.core.paper import TEST_RMSE
 from afm.core.provenance import git_state, library_versions
 from afm.data.dataset import Dataset
@@ -32,9 +33,7 @@ def write_results(results: dict, out: str | Path) -> Path:
     """Write a results file atomically (a temporary file renamed into place)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps(results, indent=1))
     return out
 
 

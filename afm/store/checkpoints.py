@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from afm.core.errors import AFMError, CheckpointError
+from afm.core.files import write_text_atomic
 from afm.core.limits import check_allocation
 from afm.core.provenance import git_state, library_versions
 from afm.models import ModelConfig, build_model
@@ -168,11 +169,7 @@ def update_meta(directory: str | os.PathLike, **fields) -> None:
     directory = Path(directory)
     meta = read_meta(directory)
     meta.update(fields)
-    tmp = directory / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, allow_nan=True), encoding="utf-8")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, directory / META)
+    write_text_atomic(directory / META, json.dumps(meta, indent=2, allow_nan=True))
 
 
 def is_model_dir(path: Path) -> bool:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from afm.core.errors import AFMError, CheckpointError
+from afm.core.files import write_text_atomic
 from afm.store.checkpoints import LoadedModel, is_model_dir, load_model
 
 SET_FORMAT, SET_FILE = "afm-explorer-set", "set.json"
@@ -80,6 +81,4 @@ def write_set_file(directory: Path, members: list[str], kind: str, settings: dic
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if null:
         info["null"] = True  # trained on permuted labels (afm.data.permuted)
-    tmp = directory / (SET_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
-    tmp.replace(directory / SET_FILE)
+    write_text_atomic(directory / SET_FILE, json.dumps(info, indent=1))  # concurrent writers: one temporary each
