@@ -148,3 +148,28 @@ def test_concurrent_writers_of_one_set_file_never_publish_half_of_it(tmp_path):
     for w in writers:
         w.join()
     assert not bad and not list(tmp_path.glob("*.tmp"))
+
+
+def test_inputs_are_regular_files_size_capped_and_streamed(tmp_path, monkeypatch):
+    import gzip
+    import os
+
+    from afm.core.errors import DataError
+    from afm.data import textfile
+    from afm.data.tabular import load_csv
+    from afm.experiments.results import committed_results
+
+    os.mkfifo(tmp_path / "pipe.csv")  # a reader of a pipe nobody writes would wait forever
+    with pytest.raises(DataError, match="a pipe, not a regular file"):
+        load_csv(tmp_path / "pipe.csv", "y")
+    with pytest.raises(DataError, match="a device or socket"):
+        load_csv("/dev/zero", "y")
+    with gzip.open(tmp_path / "bomb.csv.gz", "wb") as fh:  # 8 MB of text from a few kilobytes
+        fh.write(b"a,b,y\n" + b"1,2,0\n" * ((8 << 20) // 6))
+    monkeypatch.setattr(textfile, "available_memory", lambda: 8 << 20)  # a machine with 8 MB to spare
+    with pytest.raises(DataError, match="expands to more than"):
+        load_csv(tmp_path / "bomb.csv.gz", "y")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "zero.json").symlink_to("/dev/zero")
+    (tmp_path / "results" / "pipe.json").symlink_to(tmp_path / "pipe.csv")
+    assert committed_results(tmp_path / "results") == {}  # skipped at once, not read forever

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from afm.core.errors import DataError
+from afm.core.files import check_regular
 from afm.data.dataset import Dataset, Split, binary_or_regression, random_split
 from afm.data.source import Source
 from afm.data.textfile import read_text
@@ -74,6 +75,7 @@ def _read_frame(path: Path, options: TableOptions = TableOptions()) -> pd.DataFr
 
 def _is_parquet(path: Path) -> bool:
     try:
+        check_regular(path)  # never open a pipe or device to look at it
         with open(path, "rb") as fh:
             return fh.read(4) == PARQUET_MAGIC
     except OSError:

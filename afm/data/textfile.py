@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from afm.core.errors import DataError
+from afm.core.files import check_regular, read_capped
 from afm.core.limits import available_memory
 
 
@@ -20,16 +21,24 @@ def _read_errors(path: Path):
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a file") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: cannot read ({exc})"
+        raise DataError(message) from None
 
 
 def read_bytes(path: Path) -> bytes:
+    """A regular file's bytes (a pipe or a device is refused before it is opened), decompressed when it ends
+    in .gz, refused once it passes a quarter of the available memory."""
     path = Path(path)
+    available = available_memory()
+    limit = available // 4 if available else 1 << 34
     with _read_errors(path):
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
+        try:
+            check_regular(path)
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as fh:
+                return read_capped(fh, limit, path)
+        except MemoryError as exc:
+            raise DataError(str(exc)) from None
 
 
 def decode_text(data: bytes, path: Path) -> str:
@@ -54,6 +63,7 @@ def iter_lines(path: Path, max_bytes: int | None = None):
         available = available_memory()
         max_bytes = available // 10 if available else None
     with _read_errors(path):
+        check_regular(path)
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             total, checked = 0, False

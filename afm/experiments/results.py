@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from afm.core import settings
-from afm.core.files import write_text_atomic
+from afm.core.files import read_small_text, write_text_atomic
 from afm.core.paper import TEST_RMSE
 from afm.core.provenance import git_state, library_versions
 from afm.data.dataset import Dataset
@@ -70,8 +70,8 @@ def committed_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
     found = {}
     for path in sorted(Path(directory).glob("*.json")):
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, RecursionError):
+            results = json.loads(read_small_text(path))
+        except (OSError, ValueError, RecursionError):  # invalid JSON, bad text, a pipe or device
             continue
         if isinstance(results, dict) and results.get("schema") == SCHEMA:
             found[path.stem] = results

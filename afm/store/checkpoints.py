@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from afm.core.errors import AFMError, CheckpointError
-from afm.core.files import write_text_atomic
+from afm.core.files import read_small_text, write_text_atomic
 from afm.core.limits import check_allocation
 from afm.core.provenance import git_state, library_versions
 from afm.models import ModelConfig, build_model
@@ -183,7 +183,7 @@ def read_meta(directory: str | os.PathLike) -> dict:
     if not (directory / META).is_file() or not (directory / WEIGHTS).is_file():
         raise CheckpointError(f"{directory}: not a model directory (needs {META} and {WEIGHTS})")
     try:
-        meta = json.loads((directory / META).read_text(encoding="utf-8"))
+        meta = json.loads(read_small_text(directory / META))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{directory / META}: not valid JSON ({exc})") from None
     except RecursionError:

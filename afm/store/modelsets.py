@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from afm.core.errors import AFMError, CheckpointError
-from afm.core.files import write_text_atomic
+from afm.core.files import read_small_text, write_text_atomic
 from afm.store.checkpoints import LoadedModel, is_model_dir, load_model
 
 SET_FORMAT, SET_FILE = "afm-explorer-set", "set.json"
@@ -24,7 +24,7 @@ def set_members(path: str | os.PathLike) -> list[Path]:
     """The member model directories of a set directory, in seed order."""
     path = Path(path)
     try:
-        info = json.loads((path / SET_FILE).read_text(encoding="utf-8"))
+        info = json.loads(read_small_text(path / SET_FILE))
     except (OSError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path / SET_FILE}: cannot be read ({exc})") from None
     if not isinstance(info, dict) or info.get("format") != SET_FORMAT or not isinstance(info.get("members"), list):
