@@ -89,9 +89,14 @@ def test_the_model_is_written_before_the_statistics_after_training(small, tmp_pa
 def test_the_package_installs_and_imports_from_another_folder(tmp_path):
     """`pip install .` (here into a folder of its own, with the dependencies this environment has) makes
     `import afm` and the `afm` command work from any folder, without PYTHONPATH tricks on the checkout."""
-    site = tmp_path / "site"
+    import shutil
+
+    source, site = tmp_path / "source", tmp_path / "site"  # a copy: a build leaves build/ beside its source
+    shutil.copytree(ROOT / "afm", source / "afm", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(site), str(ROOT)], capture_output=True, text=True, timeout=600)
+                           "--target", str(site), str(source)], capture_output=True, text=True, timeout=600)
     if done.returncode != 0 and "setuptools" in done.stderr:
         pytest.skip("setuptools is not in this environment (pip's isolated build would download it)")
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,0 @@
-import sys
-
-from afm.cli import main
-
-sys.exit(main())
