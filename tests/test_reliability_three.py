@@ -173,3 +173,25 @@ def test_inputs_are_regular_files_size_capped_and_streamed(tmp_path, monkeypatch
     (tmp_path / "results" / "zero.json").symlink_to("/dev/zero")
     (tmp_path / "results" / "pipe.json").symlink_to(tmp_path / "pipe.csv")
     assert committed_results(tmp_path / "results") == {}  # skipped at once, not read forever
+
+
+@pytest.mark.parametrize("args, message", [
+    (["encode", "--data", "synthetic", "--out", ""], "name a folder of its own"),
+    (["encode", "--data", "synthetic", "--out", "/"], "name a folder of its own"),
+    (["encode", "--data", "synthetic", "--out", "FILE"], "is a file, not a folder"),
+    (["train", "--seeds", "2", "--out", "FILE"], "is a file, not a folder"),
+    (["interactions", "assets/models/wide-fm-set", "--out", "DIR"], "is a folder; name a results file"),
+    (["verdict", "--dataset", "synthetic", "--out", "DIR"], "is a folder; name a results file"),
+])
+def test_output_paths_are_checked_before_any_work(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    args = [str(tmp_path / a) if a in ("FILE", "DIR") else a for a in args]
+    done = subprocess.run([sys.executable, "-m", "afm", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not any((tmp_path / "DIR").iterdir()) and (tmp_path / "FILE").read_text() == "x"

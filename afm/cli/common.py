@@ -89,6 +89,38 @@ def check_output_dir(out: str, overwrite: bool) -> None:
             raise AFMError(f"--out {out} already holds a model; choose another --out or pass --overwrite")
 
 
+def _writable_parent(out: str, flag: str = "--out") -> Path:
+    path = Path(out)
+    parent = next((p for p in path.resolve().parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise AFMError(f"{flag} {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise AFMError(f"{flag} {out}: {parent} is not writable")
+    return path
+
+
+def check_output_file(out: str | None) -> None:
+    """Before any work: --out must be a place a results file can be written (not a folder)."""
+    if out is None:
+        return
+    if not out.strip():
+        raise AFMError("--out is empty; name a results file")
+    path = _writable_parent(out)
+    if path.is_dir():
+        raise AFMError(f"--out {out} is a folder; name a results file (e.g. {Path(out) / 'results.json'})")
+
+
+def check_output_folder(out: str) -> None:
+    """Before any work: --out must be a new or existing folder of its own (never '' or /, where the files
+    would land in the current folder, the checkout, or the root)."""
+    path = Path(out)
+    if not out.strip() or path.resolve() in (Path("/").resolve(), Path.cwd().resolve()):
+        raise AFMError(f"--out {out!r}: name a folder of its own (the files would land in {path.resolve()})")
+    _writable_parent(out)
+    if path.exists() and not path.is_dir():
+        raise AFMError(f"--out {out} is a file, not a folder")
+
+
 def stderr_log(line: str) -> None:
     """Progress lines of long commands: stderr, so stdout holds only the result."""
     print(line, file=sys.stderr)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from afm.cli.common import add_data_dir, add_setting_flags, setting_values, stderr_log
+from afm.cli.common import add_data_dir, add_setting_flags, check_output_file, setting_values, stderr_log
 from afm.core.errors import AFMError
 from afm.data import load_dataset
 from afm.experiments.ablation import ablate
@@ -97,6 +97,7 @@ def _dataset_among(name: str, command: str, allowed: tuple[str, ...]) -> None:
 
 
 def cmd_verdict(args) -> int:
+    check_output_file(args.out)
     _dataset_among(args.dataset, "verdict", ("frappe", "movielens", "synthetic", "wide"))
     if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
             and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
@@ -127,6 +128,7 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def cmd_crosses(args) -> int:
+    check_output_file(args.out)
     ks = _ks(args.k)
     if not 1 <= args.seeds <= 20 or args.sample < 10 or (args.epochs is not None and not 1 <= args.epochs <= 1000):
         raise AFMError("--seeds takes 1 to 20, --sample 10 or more, --epochs 1 to 1000")
@@ -162,6 +164,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    check_output_file(args.out)
     _dataset_among(args.dataset, "reproduce", ("frappe", "movielens", "synthetic"))
     dataset = load_dataset(args.dataset, args.data_dir)
     results = reproduce(dataset, quick=args.quick, device=args.device or "auto", studies=args.studies,
@@ -179,6 +182,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_ablate(args) -> int:
+    check_output_file(args.out)
     _dataset_among(args.dataset, "ablate", ("frappe", "movielens", "synthetic"))
     dataset = load_dataset(args.dataset, args.data_dir)
     tuning = setting_values(args, TUNING_SETTINGS)

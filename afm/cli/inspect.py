@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from afm.cli.common import SPLITS, add_data_dir, add_table_flags, stderr_log, table_options
+from afm.cli.common import SPLITS, add_data_dir, add_table_flags, check_output_file, stderr_log, table_options
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_text
 from afm.data import load_dataset
@@ -167,6 +167,7 @@ def _by_measure(table, column: str) -> dict:
 
 
 def cmd_interactions(args) -> int:
+    check_output_file(args.out)
     if args.sample < 0 or not 1 <= args.references <= 1000 or args.top < 1 or not 0 <= args.noise_draws <= 50:
         raise AFMError("--sample takes 0 (every row) or more, --references 1 to 1000, --top 1 or more, "
                        "--noise-draws 0 to 50")

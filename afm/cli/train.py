@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from afm.cli.common import add_data_dir, add_setting_flags, add_table_flags, check_output_dir, setting_values, table_options
+from afm.cli.common import (add_data_dir, add_setting_flags, add_table_flags, check_output_dir, check_output_folder,
+                            setting_values, table_options)
 from afm.core import settings
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_line, metrics_text
@@ -97,6 +98,8 @@ def cmd_train(args) -> int:
         raise AFMError(f"--seeds takes 1 to 100 models, not {args.seeds}")
     if args.seeds is None:
         check_output_dir(args.out, args.overwrite)
+    else:
+        check_output_folder(args.out)
     dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed, table=table_options(args))
     if args.seeds is not None:
         return _train_set(args, dataset, overrides)
@@ -157,6 +160,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_encode(args) -> int:
+    check_output_folder(args.out)
     dataset = load_dataset(args.data, args.data_dir, target=args.target, table=table_options(args))
     written = write_encoded(dataset, args.out) + [write_vocab(dataset, args.out)]
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}: {dataset.num_fields} fields in per-field ids")
