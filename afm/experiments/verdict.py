@@ -340,8 +340,9 @@ def _claim(c: dict, metric: str, against: str) -> str:
 def verdict_sentence(results: dict) -> str:
     """The verdict in words, whichever way it comes out; no headline while a blocker stands."""
     if not results.get("finished", True):
+        stops = blockers(results)
         return (f"No verdict yet: the run is unfinished (done: {', '.join(results['done']) or 'nothing'}; missing: "
-                f"{', '.join(results['missing'])}).")
+                f"{', '.join(results['missing'])})." + (" Already: " + "; ".join(stops) + "." if stops else ""))
     metric, comparisons = _headline(results)
     epochs = {row["model"]: row.get("epochs_in_all") for row in results["summary"]}
     afm = comparisons[("AFM", "FM")]
@@ -406,12 +407,31 @@ def budget_table(results: dict) -> pd.DataFrame:
                          "epochs with its FM's": searched.get("epochs_with_fm", searched["epochs_spent"]),
                          "epoch budget": searched["budget"]["epoch_budget"],
                          "chosen": ", ".join(f"{k}={_short(v)}" for k, v in searched["chosen"].items()),
+                         f"chosen validation {_selected(searched)}": searched["chosen_validation"],
                          "chosen best epoch / cap": f"{searched['chosen_best_epoch']} / {searched['chosen_epoch_cap']}"})
         else:
             b = results["budget"][side]
             rows.append({"side": side.upper(), "trials": b["configurations"], "epoch cap": b["epoch_cap"],
                          "chosen": ", ".join(f"{k}={v}" for k, v in results["chosen"][side].items())})
     return pd.DataFrame(rows)
+
+
+def _selected(searched: dict) -> str:
+    return next((t.get("selected_by", "rmse") for t in searched["trials"]), "rmse")
+
+
+def sanity_line(results: dict) -> str:
+    """The check against the project's other FM runs, in one line."""
+    sanity = results.get("sanity")
+    if not sanity:
+        return ""
+    best = sanity["best_recorded"]
+    if best is None:
+        return "No other results file records an FM on this data, loss and k to check the chosen FM against."
+    verdict = "at least as good as" if sanity["passes"] else "worse than"
+    return (f"The chosen FM (validation {sanity['metric']} {sanity['chosen_fm_validation']:.4f}) is {verdict} the best "
+            f"of {sanity['recorded']} FM runs recorded in other results files ({best['file']}, {best['run']}: "
+            f"{best['validation']:.4f}).")
 
 
 def _short(value):
@@ -479,9 +499,14 @@ def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
 def verdict_markdown(results: dict) -> str:
     tables = verdict_tables(results)
     comparisons = tables["comparisons"].drop(columns=["bootstrap_half_width"])
-    note = commits_note(results)
-    parts = [verdict_sentence(results), *(["", note] if note else []), "", markdown_table(tables["budget"]), "",
-             markdown_table(tables["summary"], 4), "", markdown_table(comparisons, 4)]
+    notes = [line for line in (commits_note(results), sanity_line(results)) if line]
+    parts = [verdict_sentence(results), *[x for line in notes for x in ("", line)], "",
+             markdown_table(tables["budget"], 4)]
+    if not tables["summary"].empty:
+        parts += ["", markdown_table(tables["summary"], 4), "", markdown_table(comparisons, 4)]
     if not tables.get("reference", pd.DataFrame()).empty:
         parts += ["", markdown_table(tables["reference"], 4)]
+    if "protocol" in results:  # every trial, validation only
+        parts += ["", "Every trial of the searches (validation only; pruned trials stopped at a Hyperband rung):", "",
+                  markdown_table(tables["search"], 4)]
     return "\n".join(parts)
