@@ -195,3 +195,18 @@ def test_output_paths_are_checked_before_any_work(tmp_path, args, message):
     done = subprocess.run([sys.executable, "-m", "afm", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not any((tmp_path / "DIR").iterdir()) and (tmp_path / "FILE").read_text() == "x"
+
+
+def test_results_pages_escape_values_and_name_a_malformed_file(tmp_path):
+    from afm.core.errors import AFMError
+    from afm.experiments.markdown import markdown_table
+    from afm.experiments.tables import results_markdown
+
+    import pandas as pd
+
+    table = markdown_table(pd.DataFrame({"pair": ["a|b"], "note": ["<!-- /results --> x"]}))
+    assert table.splitlines()[2].count(" | ") == 1 and "<!--" not in table  # one cell each, no comment opened
+    (tmp_path / "verdict-bad.json").write_text(json.dumps({"schema": "afm-explorer-results", "kind": "verdict",
+                                                           "comparisons": "oops"}))
+    with pytest.raises(AFMError, match="results/verdict-bad.json: not a well-formed verdict"):
+        results_markdown(tmp_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from afm.core.errors import AFMError
 from afm.core.paper import TEST_RMSE
 from afm.experiments.interaction_study import (
     ORDER,
@@ -154,8 +155,18 @@ MARKDOWN = {"interactions": interactions_markdown, "verdict": verdict_markdown, 
 
 
 def results_markdown(directory: Path = RESULTS_DIR) -> dict[str, str]:
-    """Markdown for every committed results file of a kind with a table, by file stem."""
-    return {stem: MARKDOWN[r["kind"]](r) for stem, r in committed_results(directory).items() if r.get("kind") in MARKDOWN}
+    """Markdown for every committed results file of a kind with a table, by file stem; a file whose contents
+    do not have its kind's shape is refused in one line that names it."""
+    pages = {}
+    for stem, results in committed_results(directory).items():
+        if results.get("kind") not in MARKDOWN:
+            continue
+        try:
+            pages[stem] = MARKDOWN[results["kind"]](results)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise AFMError(f"results/{stem}.json: not a well-formed {results['kind']} results file "
+                           f"({type(exc).__name__}: {str(exc)[:80]})") from None
+    return pages
 
 
 DOCS_RESULTS = ROOT / "docs" / "results"
