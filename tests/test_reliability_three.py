@@ -210,3 +210,25 @@ def test_results_pages_escape_values_and_name_a_malformed_file(tmp_path):
                                                            "comparisons": "oops"}))
     with pytest.raises(AFMError, match="results/verdict-bad.json: not a well-formed verdict"):
         results_markdown(tmp_path)
+
+
+@pytest.mark.parametrize("junk", [b"\x00\xff garbage\n", b'{"op_code": 99}\n', b"[1, 2]\n"])
+def test_a_damaged_search_journal_is_named_in_one_line(tmp_path, data, junk):
+    from afm.core.errors import AFMError
+    from afm.experiments.tuning import SearchBudget, tune
+
+    (tmp_path / "search.journal").write_bytes(junk)
+    with pytest.raises(AFMError, match="search.journal: the search journal cannot be read"):
+        tune(data, "fm", {}, SearchBudget(trials=1, epoch_cap=1), tmp_path / "search.journal", "fm", log=lambda *_: None)
+
+
+def test_a_set_member_linked_from_elsewhere_is_refused(tmp_path, data):
+    from afm.store.modelsets import set_members, write_set_file
+    from afm.training.workflows import fit, save_trained
+
+    save_trained(fit(data, "fm", {"epochs": 1}), data, tmp_path / "outside")
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "seed-0").symlink_to(tmp_path / "outside")
+    write_set_file(tmp_path / "set", ["seed-0"], "fm", {})
+    with pytest.raises(CheckpointError, match="a link"):
+        set_members(tmp_path / "set")

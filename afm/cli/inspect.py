@@ -203,7 +203,9 @@ def cmd_interactions(args) -> int:
     wide = wide.sort_values("interaction", ascending=False).reset_index()
     for measure in robust.columns:
         wide[f"{measure} robust"] = [bool(robust.loc[(a, b), measure]) for a, b in zip(wide.field_a, wide.field_b)]
-    print(f"{dataset.name}, {args.split} split ({args.sample or 'every'} rows, R={args.references}), "
+    rows = len(dataset.splits[args.split])
+    measured = f"{args.sample:,} of {rows:,}" if args.sample and args.sample < rows else f"every one of {rows:,}"
+    print(f"{dataset.name}, {args.split} split ({measured} rows, R={args.references}), "
           f"{len(models)} model(s); medians across models, strongest function-level interaction first:")
     print(wide.head(60).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if len(wide) > 60:

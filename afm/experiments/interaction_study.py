@@ -82,7 +82,8 @@ def interaction_study(sets: dict[str, dict], dataset, split: str = "test", sampl
     accuracy = pd.DataFrame([{"set": membership[m], "model": m, "rmse": r} for m, r in rmse.items()])
     results = {
         **header("interactions", dataset, False, "cpu"),
-        "settings": {"split": split, "sample": sample, "references": reference_count, "top_k": top_k,
+        "settings": {"split": split, "sample": min(sample, len(dataset.splits[split])) if sample else None,
+                     "references": reference_count, "top_k": top_k,
                      "noise_draws": noise_draws, "measures": list(measures)},
         "sets": {name: list(members) for name, members in sets.items()},
         "null_sets": {name: list(members) for name, members in nulls.items()},

@@ -110,7 +110,7 @@ class SearchBudget:
 
     @property
     def total_epochs(self) -> int:
-        return self.epoch_budget if self.epoch_budget is not None else self.trials * self.epoch_cap // 2
+        return self.epoch_budget if self.epoch_budget is not None else max(self.trials, self.trials * self.epoch_cap // 2)
 
     def to_dict(self) -> dict:
         return {"trials": self.trials, "epoch_cap": self.epoch_cap, "epoch_budget": self.total_epochs,
@@ -126,11 +126,15 @@ def tune(dataset: Dataset, kind: str, base: dict, budget: SearchBudget, journal:
     it holds this search already)."""
     space = search_space(kind)
     metric = f"validation_{selection_metric(hyperparameters(dataset.name, kind, base)['loss'])}"
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=STARTUP_TRIALS),
-                                pruner=optuna.pruners.HyperbandPruner(max_resource=budget.epoch_cap, **PRUNER))
+    try:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, direction="minimize",
+                                    sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=STARTUP_TRIALS),
+                                    pruner=optuna.pruners.HyperbandPruner(max_resource=budget.epoch_cap, **PRUNER))
+    except (ValueError, KeyError, TypeError, AssertionError, OSError) as exc:  # a damaged or foreign journal
+        raise AFMError(f"{journal}: the search journal cannot be read ({type(exc).__name__}); move it away to "
+                       f"start the search over") from None
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # an interrupted run's trial
     if not study.trials and first is not None:

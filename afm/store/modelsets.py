@@ -33,6 +33,8 @@ def set_members(path: str | os.PathLike) -> list[Path]:
     for name in info["members"]:
         if not isinstance(name, str) or "/" in name or name.startswith(".") or not name or len(name.encode()) > 255:
             raise CheckpointError(f"{path / SET_FILE}: bad member name {name!r:.80}")
+        if (path / name).is_symlink():  # a model from elsewhere would join a set it was not trained in
+            raise CheckpointError(f"{path / name}: a link; a set's members are folders of the set itself")
         if is_model_dir(path / name):  # a member still training or removed is left out
             members.append(path / name)
     return members
