@@ -232,3 +232,20 @@ def test_a_set_member_linked_from_elsewhere_is_refused(tmp_path, data):
     write_set_file(tmp_path / "set", ["seed-0"], "fm", {})
     with pytest.raises(CheckpointError, match="a link"):
         set_members(tmp_path / "set")
+
+
+def test_without_a_writable_numba_cache_every_command_still_runs(tmp_path):
+    """A read-only install run by a service user: numba finds no folder to cache in and refused every
+    cache=True kernel at import, so even --help died. Simulated by leaving numba no cache locator."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import numba.core.caching as c; c.CacheImpl._locator_classes = []\n"
+            "import sys; from afm.cli import main\n"
+            "sys.exit(main(['train', '--model', 'afm', '--epochs', '1', '--quiet', '--out', sys.argv[1]]))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "no writable cache folder" in done.stderr and done.stderr.count("no writable cache folder") == 1

@@ -27,6 +27,7 @@ compiled kernels beside this file (about 5 s to compile them all on first use, 0
 """
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -35,8 +36,28 @@ import torch
 
 from afm.fast.matmul import mm, onednn_sizes, relu_linear
 
+def _probe():
+    return 0
+
+
+def _can_cache() -> bool:
+    """Whether numba has a folder to cache compiled kernels in (beside this file, or the user's cache). A
+    read-only install run by a service user has none; numba then refuses every cache=True function at
+    import, so every command died before --help. There, compile on each run instead, and say so once."""
+    try:
+        numba.njit(cache=True)(_probe)
+        return True
+    except RuntimeError as exc:
+        if "cannot cache" not in str(exc):
+            raise
+        warnings.warn("numba has no writable cache folder here (set NUMBA_CACHE_DIR to one): the fused kernels "
+                      "compile on every run, about 5 s", RuntimeWarning, stacklevel=2)
+        return False
+
+
+CACHE = _can_cache()
 # reassoc lets the dot products vectorise; no nnan/ninf, so a diverging model still shows its NaNs.
-_jit = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
+_jit = numba.njit(cache=CACHE, nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, error_model="numpy")
 BLOCK_CELLS = 512  # cells a block holds: its (k, cells) products and (t, cells) hidden layer stay in cache
 GROUPED_MIN_PAIRS = 16  # fewer pairs: one cell at a time along k (the row kernels)
 
@@ -627,7 +648,7 @@ def pair_pool(v, rows, cols, a) -> torch.Tensor:
 
 # PyTorch's Adagrad arithmetic, operation by operation: sum += g * g (fused multiply-add, as its compiled
 # kernel does); p += (-lr * g) / (sqrt(sum) + eps). Division by zero gives inf, without Python's branch.
-@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
+@numba.njit(cache=CACHE, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
 def _adagrad_rows(param, state_sum, touched, grad, lr, eps):
     for n in range(touched.shape[0]):
         p, s, g = param[touched[n]], state_sum[touched[n]], grad[n]
