@@ -249,3 +249,25 @@ def test_without_a_writable_numba_cache_every_command_still_runs(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-1500:]
     assert "no writable cache folder" in done.stderr and done.stderr.count("no writable cache folder") == 1
+
+
+def test_a_damaged_kernel_cache_is_emptied_and_recompiled(tmp_path):
+    """A truncated cache index made every AFM run fail with UnpicklingError until the folder was deleted."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    train = [sys.executable, "-m", "afm", "train", "--model", "afm", "--epochs", "1", "--quiet", "--overwrite",
+             "--out", str(tmp_path / "m")]
+    first = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr[-1000:]
+    indexes = list((tmp_path / "cache").rglob("*.nbi"))
+    assert indexes
+    for index in indexes:
+        index.write_bytes(b"garbage")
+    again = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr[-1000:]
+    assert "compiled-kernel cache was damaged" in again.stderr

@@ -665,3 +665,31 @@ def adagrad_rows(param: torch.Tensor, state_sum: torch.Tensor, touched: torch.Te
     param_, sum_, touched_, grad_ = param.detach().numpy(), state_sum.numpy(), _np(touched), _np(grad)
     lr_, eps_ = np.float32(lr), np.float32(eps)
     _on_threads(_adagrad_rows, [(param_, sum_, touched_[s], grad_[s], lr_, eps_) for s in _parts(len(touched_), 256)])
+
+
+def _repair_cache() -> None:
+    """A damaged cache file (a truncated index or data record, an interrupted write) made every AFM run fail
+    with UnpicklingError until the cache folder was deleted by hand. Each kernel's cache is read once here;
+    one that does not read is emptied, so the kernel compiles again, and that is said once."""
+    if not CACHE:
+        return
+    damaged = []
+    for name, value in list(globals().items()):
+        cache = getattr(value, "_cache", None)
+        files = getattr(cache, "_cache_file", None)
+        if files is None:
+            continue
+        try:
+            for data_name in files._load_index().values():
+                files._load_data(data_name)
+        except OSError:
+            continue  # a record removed meanwhile: numba recompiles that one itself
+        except Exception:  # noqa: BLE001 - a damaged pickle fails in many ways
+            cache.flush()
+            damaged.append(name)
+    if damaged:
+        warnings.warn(f"the compiled-kernel cache was damaged ({', '.join(damaged)}); emptied, so they compile "
+                      "again (about 5 s)", RuntimeWarning, stacklevel=2)
+
+
+_repair_cache()
