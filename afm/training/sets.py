@@ -71,12 +71,16 @@ def train_set(dataset, kind: str, out: str | os.PathLike, seeds: list[int], over
             check_resumable(member, kind, data, {**(overrides or {}), "seed": seed})
         else:
             start = member_for_seed(pretrain_dir, seed) if pretrain_dir and is_set_dir(pretrain_dir) else pretrain_dir
-            with claimed(member):
-                trained = train_and_save(data, kind, member, {**(overrides or {}), "seed": seed}, start, **callbacks)
-            if trained.diverged:
+            with claimed(member):  # saved by another process between our look and our claim: kept
+                trained = None if is_model_dir(member) else train_and_save(
+                    data, kind, member, {**(overrides or {}), "seed": seed}, start, **callbacks)
+            if trained is None:
+                check_resumable(member, kind, data, {**(overrides or {}), "seed": seed})
+            elif trained.diverged:
                 raise AFMError(f"seed {seed}: {trained.divergence_message()}")
-            log(f"seed {seed}: best epoch {trained.result.best_epoch}, validation {trained.result.selected_by} "
-                f"{trained.result.best_validation:.4f} ({trained.result.seconds:.0f}s)")
+            else:
+                log(f"seed {seed}: best epoch {trained.result.best_epoch}, validation {trained.result.selected_by} "
+                    f"{trained.result.best_validation:.4f} ({trained.result.seconds:.0f}s)")
         done.append(member.name)
         write_set_file(out, done, kind, {k: v for k, v in (overrides or {}).items() if v is not None}, null=null)
         should_stop = callbacks.get("should_stop")
