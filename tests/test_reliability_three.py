@@ -271,3 +271,13 @@ def test_a_damaged_kernel_cache_is_emptied_and_recompiled(tmp_path):
     again = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-1000:]
     assert "compiled-kernel cache was damaged" in again.stderr
+
+
+def test_results_says_which_files_it_skipped(tmp_path):
+    from afm.experiments.results import committed_results
+
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "foreign.json").write_text(json.dumps({"hello": 1}))
+    problems = []
+    assert committed_results(tmp_path, problems) == {}
+    assert sorted(p.split(":")[0] for p in problems) == ["broken.json", "foreign.json"]

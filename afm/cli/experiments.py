@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from afm.cli.common import add_data_dir, add_setting_flags, check_output_file, setting_values, stderr_log
 from afm.core.errors import AFMError
@@ -9,7 +10,7 @@ from afm.data import load_dataset
 from afm.experiments.ablation import ablate
 from afm.experiments.crosses import BUDGET, crosses
 from afm.experiments.reproduce import reproduce
-from afm.experiments.results import ablation_table, results_table, stability_table, write_results
+from afm.experiments.results import ablation_table, committed_results, results_table, stability_table, write_results
 from afm.experiments.tables import DOCS_RESULTS, crosses_table, results_markdown, write_docs
 from afm.experiments.tuning import SearchBudget
 from afm.experiments.verdict import verdict, verdict_sentence
@@ -154,6 +155,10 @@ def cmd_crosses(args) -> int:
 
 
 def cmd_results(args) -> int:
+    problems: list[str] = []
+    committed_results(problems=problems)
+    for problem in problems:
+        print(f"warning: results/{problem}", file=sys.stderr)
     if args.update_docs:
         done = write_docs()
         print(f"{DOCS_RESULTS.parent.name}/{DOCS_RESULTS.name}: {len(done)} page(s) regenerated ({', '.join(done) or 'none'})")

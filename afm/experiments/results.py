@@ -65,16 +65,21 @@ def saved_record(loaded, dataset: Dataset) -> dict:
     }
 
 
-def committed_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
-    """The results files committed with the project (metrics only), by file stem."""
+def committed_results(directory: Path = RESULTS_DIR, problems: list | None = None) -> dict[str, dict]:
+    """The results files committed with the project (metrics only), by file stem. A file that cannot be
+    read as one is skipped, and said in `problems` when a list is given."""
     found = {}
     for path in sorted(Path(directory).glob("*.json")):
         try:
             results = json.loads(read_small_text(path))
-        except (OSError, ValueError, RecursionError):  # invalid JSON, bad text, a pipe or device
+        except (OSError, ValueError, RecursionError) as exc:  # invalid JSON, bad text, a pipe or device
+            if problems is not None:
+                problems.append(f"{path.name}: skipped, not a readable results file ({type(exc).__name__})")
             continue
         if isinstance(results, dict) and results.get("schema") == SCHEMA:
             found[path.stem] = results
+        elif problems is not None:
+            problems.append(f"{path.name}: skipped, not an AFM Explorer results file")
     return found
 
 
