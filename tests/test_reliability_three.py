@@ -281,3 +281,13 @@ def test_results_says_which_files_it_skipped(tmp_path):
     problems = []
     assert committed_results(tmp_path, problems) == {}
     assert sorted(p.split(":")[0] for p in problems) == ["broken.json", "foreign.json"]
+
+
+def test_a_search_journal_is_resumed_only_by_the_same_plan(tmp_path, data):
+    from afm.core.errors import AFMError
+    from afm.experiments.tuning import SearchBudget, tune
+
+    tune(data, "fm", {}, SearchBudget(trials=1, epoch_cap=1), tmp_path / "j", "fm", log=lambda *_: None)
+    tune(data, "fm", {}, SearchBudget(trials=1, epoch_cap=1), tmp_path / "j", "fm", log=pytest.fail)  # resumed
+    with pytest.raises(AFMError, match="another budget, data or settings"):
+        tune(data, "fm", {}, SearchBudget(trials=1, epoch_cap=2), tmp_path / "j", "fm", log=lambda *_: None)

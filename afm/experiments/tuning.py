@@ -7,6 +7,7 @@ interrupted search resumes. It reads the train and validation splits only.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,14 @@ def tune(dataset: Dataset, kind: str, base: dict, budget: SearchBudget, journal:
     except (ValueError, KeyError, TypeError, AssertionError, OSError) as exc:  # a damaged or foreign journal
         raise AFMError(f"{journal}: the search journal cannot be read ({type(exc).__name__}); move it away to "
                        f"start the search over") from None
+    plan = {"budget": budget.to_dict(), "base": {k: v for k, v in sorted(base.items()) if k != "device"},
+            "data": dataset.fingerprint, "kind": kind, "pretrain": str(pretrain_dir) if pretrain_dir else None}
+    recorded = study.user_attrs.get("plan")
+    if recorded is None:
+        study.set_user_attr("plan", plan)
+    elif recorded != json.loads(json.dumps(plan)):  # a rerun with another budget, data or settings
+        raise AFMError(f"{journal}: holds the search {name!r} with another budget, data or settings; use another "
+                       f"--models-dir (or move it away) to search again")
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # an interrupted run's trial
     if not study.trials and first is not None:
