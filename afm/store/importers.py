@@ -34,6 +34,7 @@ import torch
 from afm.core.errors import CheckpointError
 from afm.core.limits import available_memory
 from afm.data.dataset import Dataset
+from afm.data.sources import is_user_data
 from afm.models import AFM_KIND, FM_KIND, ModelConfig, build_model
 
 LIBRARIES = ("torchfm", "deepctr")
@@ -319,8 +320,6 @@ def read_vocab(path: str | os.PathLike, dataset: Dataset) -> list[np.ndarray]:
 def ids_are_proven(dataset: Dataset) -> bool:
     """Whether the data itself fixes each field's per-field ids: data of our own (its per-field ids are the
     ones `afm encode` writes), or a user's table whose every field is already the ids 0..n-1."""
-    from afm.data.sources import is_user_data  # the data layer, read only for this question
-
     if not is_user_data(dataset.source.get("kind", "")):
         return True
     names = dataset.feature_names
