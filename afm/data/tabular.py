@@ -63,14 +63,9 @@ class TableOptions:
 def _read_frame(path: Path, options: TableOptions = TableOptions()) -> pd.DataFrame:
     if path.suffix == ".parquet" or _is_parquet(path):
         frame = _read_parquet(path)
-    else:
-        frame = _read_delimited(path, options)
-    seen = set()
-    for name in frame.columns:
-        if name in seen:
-            raise DataError(f"{path}: duplicate column name {name!r} in the header")
-        seen.add(name)
-    return frame
+        _check_header(list(frame.columns), path)
+        return frame
+    return _read_delimited(path, options)  # checks its header as read: pandas renames duplicates
 
 
 def _is_parquet(path: Path) -> bool:

@@ -3,10 +3,11 @@ shape per instance, recovery of planted pairs, and faithfulness. All vectorised 
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pandas as pd
+import torch
 
 from afm.explain.parts import SplitExplanation, field_pairs, row_spearman
+from afm.models.inference import model_device
 
 QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
@@ -35,15 +36,21 @@ def pair_statistics(ex: SplitExplanation) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
+def _normalised_entropy(weights: np.ndarray) -> np.ndarray:
+    """Per row of weights that sum to 1: entropy / log(pairs); one pair is as uniform as it can be (1)."""
+    if weights.shape[1] <= 1:
+        return np.ones(len(weights))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(weights.shape[1])
+
+
 def attention_shape(ex: SplitExplanation) -> pd.DataFrame:
     """Per instance: attention entropy / log(pairs) (1 = uniform, 0 = one pair) and the mass on the top 3
     pairs, comparable across datasets with different field counts. FM's equal weights count as uniform."""
     att = ex.parts["attention"].astype(np.float64)
     p = att.shape[1]
     weights = att / att.sum(1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(p) if p > 1 \
-            else np.ones(len(weights))  # one pair: its weight is 1, as uniform as it can be
+    entropy = _normalised_entropy(weights)
     top3 = np.partition(weights, max(p - 3, 0), axis=1)[:, -3:].sum(1) if p > 3 else weights.sum(1)
     return pd.DataFrame({"normalised_entropy": entropy, "top3_mass": top3})
 
@@ -115,7 +122,7 @@ def attention_spread(ex: SplitExplanation) -> dict:
 
 def streamed_attention_spread(model, x: np.ndarray, batch_size: int = 32768) -> dict:
     """attention_spread over rows `x`, one batch at a time: memory bounded by the batch, whatever the rows."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     sums = []
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
@@ -129,9 +136,8 @@ def _row_spread(attention: np.ndarray) -> dict:
     att = attention.astype(np.float64)
     p = att.shape[1]
     weights = att / att.sum(1, keepdims=True)
+    entropy = _normalised_entropy(weights)
     with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(weights > 0, weights * np.log(weights), 0.0).sum(1) / np.log(p) if p > 1 \
-            else np.ones(len(weights))
         ratio = weights.max(1) / weights.min(1)
     cv = weights.std(1) / weights.mean(1)
     return {"entropy": entropy.sum(), "ratio": ratio.sum(), "cv": cv.sum(), "ratio_max": ratio.max(initial=1.0),
