@@ -9,6 +9,7 @@ from pathlib import Path
 
 from afm.core import settings
 from afm.core.errors import AFMError
+from afm.data.tabular import TableOptions
 from afm.models.families import FAMILIES, taking
 from afm.store.checkpoints import is_model_dir
 
@@ -40,8 +41,6 @@ def add_table_flags(p) -> None:
 
 def table_options(args):
     """The TableOptions the table flags give."""
-    from afm.data.tabular import TableOptions
-
     def names(text):
         return tuple(n.strip() for n in (text or "").split(",") if n.strip())
 
@@ -76,12 +75,7 @@ def setting_values(args, names) -> dict:
 
 def check_output_dir(out: str, overwrite: bool) -> None:
     """Before any work: --out must be a place a model directory can be written."""
-    path = Path(out)
-    parent = next((p for p in path.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise AFMError(f"--out {out}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK):
-        raise AFMError(f"--out {out}: {parent} is not writable")
+    path = _writable_parent(out)
     if path.exists() or path.is_symlink():
         if not is_model_dir(path):
             raise AFMError(f"--out {out} exists and is not a model directory; choose another --out")
