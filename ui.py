@@ -5,6 +5,7 @@ only caches and arranges. app.py holds the page list (st.navigation)."""
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,11 +17,12 @@ from afm.data import Dataset, load_dataset
 from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_measured, measure_models, noise_ceiling
 from afm.explain.truth import truth_strength
 from afm.explain.compare import paired_errors
+from afm.explain.leaks import leak_sentence, likely_leaks
 from afm.explain.parts import SplitExplanation, explain_split
 from afm.data.permuted import is_null
 from afm.models import AFM_KIND, FM_KIND, family
 from afm.store.checkpoints import LoadedModel, load_model
-from afm.store.registry import ModelEntry, models_dir, scan_models
+from afm.store.registry import ModelEntry, display_names, models_dir, readable_dataset, scan_models
 
 PENDING = "pending_selection"  # a page asks the sidebar to select models on the next run
 NOISE_DRAWS = 5
@@ -256,6 +258,32 @@ SLOTS = (("explained", "Model", AFM_KIND, "The model the pages explain."),
                                            "second view)."))
 
 
+OWN = "own_models"  # the models this browser session trained, oldest first
+
+
+def remember_own(name: str) -> None:
+    """A model this browser session trained: the sidebar's default from now on (another session's never is)."""
+    own = st.session_state.setdefault(OWN, [])
+    if name not in own:
+        own.append(name)
+
+
+def default_name(here: list[ModelEntry], first_family: str, own: list[str], explained: bool) -> str | None:
+    """The sidebar's default for a slot: this session's own last trained model (the explained slot), else a
+    shipped model of the slot's family, else a shipped one, else this session's own of the family; never a
+    model another browser session trained (on a shared classroom server that would change everyone's Home)."""
+    by_name = {e.name: e for e in here}
+    mine = [by_name[n] for n in own if n in by_name]
+    if explained and mine:
+        return mine[-1].name
+    for candidates in ([e for e in here if e.builtin and e.kind == first_family and not e.null],
+                       [e for e in here if e.builtin and not e.null],
+                       [e for e in reversed(mine) if e.kind == first_family], list(reversed(mine))):
+        if candidates:
+            return candidates[0].name
+    return None
+
+
 def sidebar() -> Selection:
     """Dataset, then the explained model and its baseline: any two models of the dataset, of any family."""
     all_entries = entries()
@@ -264,34 +292,82 @@ def sidebar() -> Selection:
         entry = next((e for e in all_entries if e.name == name), None)
         if entry:
             st.session_state["chosen_dataset"], st.session_state[f"chosen_{role}"] = entry.dataset, name
+    own = st.session_state.get(OWN, [])
     st.sidebar.header("Models")
     datasets = sorted({e.dataset for e in all_entries}) or ["synthetic"]
     if st.session_state.get("chosen_dataset") not in datasets:
-        st.session_state["chosen_dataset"] = "synthetic" if "synthetic" in datasets else datasets[0]
-    dataset = _choose("Dataset", datasets, "chosen_dataset", help="Models are listed for the dataset they were trained on.")
+        last_own = next((e.dataset for e in all_entries if own and e.name == own[-1]), None)
+        st.session_state["chosen_dataset"] = last_own or ("synthetic" if "synthetic" in datasets else datasets[0])
+    dataset = _choose("Dataset", datasets, "chosen_dataset", help="Models are listed for the dataset they were trained on.",
+                      format_func=readable_dataset)
     here = [e for e in all_entries if e.dataset == dataset]
-    labels = {e.name: f"{e.name} ({family(e.kind).label}{', null' if e.null else ''})" for e in here}
+    labels = display_names(here)
     chosen = {}
     for role, label, first_family, help_text in SLOTS:
         by_name = {e.name: e for e in here}
         names = sorted(labels, key=lambda n: (by_name[n].kind != first_family, by_name[n].null))  # stable
         if st.session_state.get(f"chosen_{role}") not in names and names:
-            st.session_state[f"chosen_{role}"] = names[0]
+            st.session_state[f"chosen_{role}"] = default_name(here, first_family, own, role == "explained") or names[0]
         name = _choose(label, names, f"chosen_{role}", placeholder="no model yet: train one", help=help_text,
                        format_func=labels.get)
         chosen[role] = next((e for e in here if e.name == name), None)
+    leak = leak_line(chosen["explained"])
+    if leak:
+        st.sidebar.warning(leak)
     st.sidebar.caption(f"Registry: `{models_dir()}`")
     return Selection(chosen["baseline"], chosen["explained"])
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _leaks(key: str, model_auc: float | None, _dataset: Dataset) -> str | None:
+    return leak_sentence(likely_leaks(_dataset, model_auc), model_auc)
+
+
+def leak_line(entry: ModelEntry | None) -> str | None:
+    """A likely leak in the data of the model the pages explain (afm.explain.leaks), said on every page."""
+    if entry is None:
+        return None
+    loaded, dataset, key = load_entry(entry)
+    return _leaks(key, loaded.meta.get("metrics", {}).get("validation", {}).get("auc"), dataset)
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
+
+
+def plain(text: str) -> str:
+    """Text shown as written, not read as Markdown: `v_i*v_j` stays itself instead of turning italic."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 def show_chart(fig, name: str) -> None:
-    """A Plotly chart; the camera button in its toolbar downloads it as a PNG named after it."""
+    """A Plotly chart under its title. The title is drawn by the page, not inside the chart, so it wraps at
+    any width and Plotly's toolbar never covers it (a 390 px phone put the toolbar over every title); the
+    camera button in the toolbar downloads the chart as a PNG named after it."""
+    title = fig.layout.title.text
+    if title:
+        st.markdown(f"**{plain(title)}**")
+        fig.update_layout(title=None, margin=dict(t=30), meta={"title": title})  # meta: what tests read
     st.plotly_chart(fig, width="stretch", key=f"chart_{name}", config={
         "displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
 
 
-def show_table(table: pd.DataFrame, name: str, caption: str | None = None, **kw) -> None:
-    """A table with a CSV download button beneath it."""
+def delta_colour(relative: float, lower_is_better: bool, clear: bool = True) -> str:
+    """st.metric's delta colour: neutral where the change rounds to 0.0% (a green arrow for +0.0% said
+    "better" about nothing) or is not `clear` (its interval includes 0), else green for better, red for worse."""
+    if round(abs(relative) * 1000) == 0 or not clear:
+        return "off"
+    return "inverse" if lower_is_better else "normal"
+
+
+def show_table(table: pd.DataFrame, name: str, caption: str | None = None, download: bool = True, **kw) -> None:
+    """A table, with a CSV download button beneath it unless its section offers one already (one a section)."""
     st.dataframe(table, hide_index=True, width="stretch", **kw)
-    st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv",
+    if caption and not download:
+        st.caption(plain(caption))
+    if download:
+        download_csv(table, name, caption)
+
+
+def download_csv(table: pd.DataFrame, name: str, caption: str | None = None, label: str = "Download CSV") -> None:
+    st.download_button(label, table.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv",
                        mime="text/csv", key=f"csv_{name}", help=caption)

@@ -7,16 +7,17 @@ from afm.core.errors import AFMError
 from afm.core.settings import BY_NAME
 from afm.data import dataset_status
 from afm.data.sources import BY_NAME as SOURCES
-from afm.data.tabular import TableOptions, table_columns, table_spec
+from afm.data.tabular import TableOptions, identifier_columns, table_columns, table_spec
 from afm.explain import charts
 from afm.models.families import FAMILIES, family, widgets
 from afm.store.modelsets import is_set_dir, member_for_seed
 from afm.store.registry import delete_model, new_model_path, registry_table, rename_model
 from afm.store.uploads import store_upload
-from afm.training.jobs import TrainingJob
+from afm.training.jobs import TrainingJob, duration, progress_line
 from afm.training.loop import available_devices
-from afm.training.workflows import import_and_save, run_settings
-from ui import PENDING, cached_dataset, entries, friendly_errors, show_chart, show_registry_problems, show_table
+from afm.training.workflows import LONG_RUN_SECONDS, expected_seconds, import_and_save, run_settings
+from ui import (PENDING, cached_dataset, entries, friendly_errors, remember_own, show_chart, show_registry_problems,
+                show_table)
 
 st.title("Train")
 st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). Defaults are the paper's for "
@@ -48,16 +49,24 @@ def choose_source():
                           help="Two values become -1/+1; a numeric target with more values is regression. "
                                "The last column is offered first, where most exports put the label.")
     others = [c for c in columns if c != target]
+    identifiers = identifier_columns(path, target, TableOptions(header=header))
+    use = st.multiselect("Columns to use as fields", others, default=[c for c in others if c not in identifiers],
+                         key=f"train_use_{path.name}_{target}",
+                         help="Every column but the target is a field unless you leave it out here. Columns that "
+                              "identify rows (a pandas index, an id, a counter) are left out at first: as fields they "
+                              "name rows instead of describing them, and leak the label where the file is sorted.")
+    for name, reason in identifiers.items():
+        st.caption(f"Left out {name!r}: {reason}. Add it above to use it anyway." if name not in use
+                   else f"Used although {name!r} looks like a row id ({reason}).")
     with st.expander("Column types (what was decided is said below the data line)"):
-        left, middle, right = st.columns(3)
-        categorical = left.multiselect("Categorical: every value its own feature", others, key="train_categorical",
+        left, right = st.columns(2)
+        categorical = left.multiselect("Categorical: every value its own feature", use, key="train_categorical",
                                        help="Integer ids or codes; otherwise a numeric column with many values is "
                                             "cut into quantile bins (columns named like ids stay ids).")
-        numeric = middle.multiselect("Numeric: binned", [c for c in others if c not in categorical],
-                                     key="train_numeric")
-        drop = right.multiselect("Drop: not a field", [c for c in others if c not in categorical + numeric],
-                                 key="train_drop", help="A row index, an id of the row, a leak of the target.")
-    options = TableOptions(categorical=tuple(categorical), numeric=tuple(numeric), drop=tuple(drop), header=header)
+        numeric = right.multiselect("Numeric: binned", [c for c in use if c not in categorical], key="train_numeric")
+    options = TableOptions(categorical=tuple(categorical), numeric=tuple(numeric),
+                           drop=tuple(c for c in others if c not in use and c not in identifiers),
+                           keep=tuple(c for c in use if c in identifiers), header=header)
     return table_spec(path, target, 0, options)
 
 
@@ -93,18 +102,26 @@ def show_job():
     if job is None:
         return
     state = job.snapshot()
-    epochs = job.epochs or 1
-    done = min(1.0, ((max(state.epoch, 1) - 1) + (state.batch / state.batches if state.batches else 0)) / epochs)
     if state.status == "running":
-        st.progress(done, text=f"Training {family(job.kind).label}: epoch {max(state.epoch, 1)} of {epochs}")
-        if st.button("Stop and keep the best epoch", key="stop_job"):
-            job.stop()
+        if state.halted:
+            st.info(f"Stopped at epoch {max(state.epoch, 1)}, {duration(state.halted - state.stop_requested)} after "
+                    "Stop was pressed; now keeping the best epoch, measuring it on every split and saving it.")
+        elif state.stop_requested:
+            st.info("Stopping after this batch...")
+        else:
+            done, line = progress_line(state, job.epochs)
+            st.progress(done, text=f"Training {family(job.kind).label}: {line}")
+            if st.button("Stop and keep the best epoch", key="stop_job"):
+                job.stop()
+                st.info("Stopping after this batch...")
     elif state.status == "finished":
+        trained = state.path.name + ("/seed-0" if job.seeds > 1 else "")
+        remember_own(trained)
         st.success(f"{family(job.kind).label} saved as **{state.path.name}** ({state.message}).")
         if state.warning:
             st.warning(state.warning[0].upper() + state.warning[1:] + ".")
         if st.button("Explain it: select it in the sidebar", key="select_trained"):
-            st.session_state[PENDING] = {"explained": state.path.name + ("/seed-0" if job.seeds > 1 else "")}
+            st.session_state[PENDING] = {"explained": trained}
             st.rerun()
     else:
         st.error(f"Training failed: {state.message}")
@@ -112,7 +129,25 @@ def show_job():
         show_chart(charts.learning_curves({family(job.kind).label: state.history}, "Train and validation RMSE"), "training_curves")
 
 
-@st.fragment(run_every=1.0)
+@st.cache_data(show_spinner="Timing a few training steps...", max_entries=32)
+def expected(source_json: str, kind: str, params_json: str, _dataset) -> tuple[float, int]:
+    return expected_seconds(_dataset, kind, json.loads(params_json))
+
+
+def say_expected(dataset, source: dict, kind: str, params: dict) -> None:
+    """How long the run will take here, said before it starts; a warning past LONG_RUN_SECONDS."""
+    settings = {k: v for k, v in params.items() if k != "device" or v != "auto"}
+    per_epoch, epochs = expected(json.dumps(source, sort_keys=True), kind, json.dumps(settings, sort_keys=True), dataset)
+    line = (f"About {duration(per_epoch)} an epoch here, so at most about {duration(per_epoch * epochs)} for "
+            f"{epochs} epochs (early stopping may end it sooner).")
+    if per_epoch * epochs > LONG_RUN_SECONDS:
+        st.warning(line + " That is more than 10 minutes: fewer epochs, a smaller embedding size or attention "
+                   "size, or a larger batch make it shorter; Stop keeps the best epoch so far at any time.")
+    else:
+        st.caption(line)
+
+
+@st.fragment(run_every=0.5)
 def watch_job():
     """Redraws the running job every second; when it ends, reruns the page once so the lists update."""
     show_job()
@@ -148,9 +183,15 @@ with friendly_errors():
                                          "matter?). With an FM set as the start, AFM seed s starts from FM seed s."))
         if pretrain is not None and seeds == 1 and is_set_dir(pretrain):
             pretrain = member_for_seed(pretrain, params.get("seed") or 0)
+        say_expected(dataset, source, kind, params)
         if st.button("Train", type="primary", disabled=running, key="start_training"):
             out = new_model_path(None, dataset.name, kind + ("-set" if seeds > 1 else ""))
-            st.session_state["job"] = TrainingJob(dataset, kind, out, params, pretrain, seeds=seeds).start()
+            job = TrainingJob(dataset, kind, out, params, pretrain, seeds=seeds)
+            job.source = source
+            st.session_state["job"] = job.start()
+previous = st.session_state.get("job")
+if previous is not None and not previous.running and getattr(previous, "source", None) != source:
+    del st.session_state["job"]  # trained on other data: its result and its "Explain it" belong to that data
 if st.session_state.get("job") is not None and st.session_state["job"].running:
     watch_job()
 else:

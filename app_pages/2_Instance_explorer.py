@@ -5,7 +5,8 @@ from afm.explain import charts
 from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
 from afm.explain.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
 from afm.explain.statistics import attention_spread, describe_spread
-from ui import friendly_errors, model_label, null_line, selected_pair, selection, show_chart, show_table, stability_note
+from ui import (friendly_errors, model_label, null_line, plain, selected_pair, selection, show_chart, show_table,
+                stability_note)
 
 st.title("Instance explorer")
 LOG_ODDS_NOTE = ("This model was trained with logistic loss: its parts add up to the logit, so each contribution "
@@ -88,7 +89,7 @@ with friendly_errors():
     view = st.radio("Heatmap shows", list(PAIR_VIEWS), horizontal=True, key="instance_view",
                     help="Raw attention can look flat while the model relies on it: small weight shifts on large "
                          "pair terms. Relative to uniform, 1 is the weight every pair would get without attention.")
-    st.caption(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config)}.")
+    st.caption(plain(f"{PAIR_VIEWS[view]}. {describe_spread(spread, model.model.config)}."))
     entry = selection().explained if model is pair.explained else selection().baseline
     for note in (stability_note(entry), null_line(entry, "contribution")):
         if note:

@@ -45,11 +45,16 @@ if explanations:
     show_chart(charts.shape_distributions(shapes, "top3_mass"),
                "top3_distributions")
     st.subheader("Mean attention per field pair")
+    means = {name: ex.parts["attention"].mean(0) for name, ex in explanations.items()}
+    shared = charts.shared_range(*means.values())
+    st.caption(f"One colour scale for every map ({shared[0]:.3g} to {shared[1]:.3g}): the same colour is the same "
+               "weight. A model with more pairs spreads its weight thinner (uniform is 1/pairs), so its map is "
+               "darker overall.")
     columns = st.columns(min(len(explanations), 3))
     for i, (name, ex) in enumerate(explanations.items()):
         with columns[i % len(columns)]:
-            show_chart(charts.pair_heatmap(ex.parts["attention"].mean(0), ex.dataset.field_names, name,
-                                           "mean attention"), f"heatmap_{i}")
+            show_chart(charts.pair_heatmap(means[name], ex.dataset.field_names, name, "mean attention",
+                                           value_range=shared), f"heatmap_{i}")
     st.subheader("One model in detail")
     name = st.selectbox("Model", list(explanations), key="across_detail")
     ex = explanations[name]

@@ -2,11 +2,11 @@
 import streamlit as st
 
 from afm.data.synthetic import DEFAULT_PLANTED, FIELDS
-from afm.experiments.teaching import planted_experiment, planted_truth
+from afm.experiments.teaching import planted_experiment, planted_truth, shipped_planted
 from afm.explain import charts
 from afm.explain.parts import field_pairs
 from afm.training.jobs import TaskJob
-from ui import friendly_errors, show_chart, show_table
+from ui import delta_colour, friendly_errors, show_chart, show_table
 
 st.title("Planted interactions")
 st.caption("Only the pairs you plant drive the label; every other pair is noise. A model that explains well "
@@ -20,23 +20,41 @@ noise = middle.slider("Noise", 0.0, 2.0, 0.3, 0.1, key="planted_noise")
 rows = right.select_slider("Rows", [5000, 10000, 20000, 40000], value=20000, key="planted_rows")
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def planted_job(pairs: tuple, strength: float, noise: float, rows: int) -> TaskJob:
-    """One background run per setting, shared by every session: a setting seen before shows at once."""
-    return TaskJob("planted", planted_experiment, planted=list(pairs), strength=strength, noise=noise,
-                   rows=rows).start()
+@st.cache_resource(show_spinner=False)
+def finished_results() -> dict:
+    """Finished experiments by setting, shared by every browser session: a setting seen before shows at once."""
+    return {}
 
 
-def show_result(job: TaskJob) -> None:
-    result = job.result
+@st.cache_resource(show_spinner=False)
+def shipped_result(pairs: tuple, strength: float, noise: float, rows: int):
+    return shipped_planted(list(pairs), strength, noise, rows)
+
+
+def current_job(settings: tuple) -> TaskJob:
+    """This browser session's run for these settings; the run of settings it replaces is stopped (moving a
+    slider five times trains one model pair, not five)."""
+    previous = st.session_state.get("planted_job")
+    if previous is not None and previous.settings_key == settings:
+        return previous
+    if previous is not None and previous.running:
+        previous.stop()
+    pairs, strength, noise, rows = settings
+    job = TaskJob("planted", planted_experiment, planted=list(pairs), strength=strength, noise=noise, rows=rows)
+    job.settings_key = settings
+    st.session_state["planted_job"] = job.start()
+    return job
+
+
+def show_result(result, note: str = "") -> None:
     a, b, c = st.columns(3)
     a.metric("FM test RMSE", f"{result.fm_rmse:.4f}")
     b.metric("AFM test RMSE", f"{result.afm_rmse:.4f}", delta=f"{result.afm_rmse - result.fm_rmse:+.4f}",
-             delta_color="inverse")
+             delta_color=delta_colour((result.afm_rmse - result.fm_rmse) / result.fm_rmse, lower_is_better=True))
     found = result.precision.set_index("ranking").loc["attention", "precision"]
     c.metric(f"Planted pairs in AFM's top {len(planted)} by attention", f"{found:.0%}")
-    if job.snapshot().message:
-        st.caption(job.snapshot().message)
+    if note:
+        st.caption(note)
     show_table(result.precision, "planted_precision")
     ex = result.afm_explanation
     show_chart(charts.pair_heatmap(ex.parts["attention"].mean(0), ex.dataset.field_names,
@@ -69,10 +87,28 @@ with friendly_errors():
     fields, truth = planted_truth(planted, strength)
     show_chart(charts.pair_heatmap(truth, fields, "What you planted: the pairs a good explanation should find",
                                    "planted strength"), "planted_truth")
-    job = planted_job(tuple(planted), strength, noise, rows)
-    if job.running:
-        watch(job)
-    elif job.snapshot().status == "failed":
-        st.error(f"Training failed: {job.snapshot().message}")
+    settings = (tuple(tuple(p) for p in planted), strength, noise, rows)
+    job = st.session_state.get("planted_job")
+    if job is not None and job.settings_key != settings and job.running:
+        job.stop()  # a setting changed: the run for the old one is of no use any more
+    done = finished_results().get(settings)
+    shipped = shipped_result(*settings) if done is None else None
+    if done is None and shipped is not None and not (job is not None and job.settings_key == settings):
+        show_result(shipped, "Shown at once: the shipped FM and AFM were trained on exactly this data (the "
+                             "synthetic default; AFM from FM's embeddings, as the paper does). Change a setting "
+                             "to train new ones, or train these here (FM, then AFM from scratch, about a minute).")
+        if st.button("Train FM and AFM on this data here", key="planted_retrain"):
+            current_job(settings)
+            st.rerun()
+    elif done is not None:
+        show_result(done)
     else:
-        show_result(job)
+        job = current_job(settings)
+        if job.running:
+            watch(job)
+        elif job.snapshot().status == "failed":
+            st.error(f"Training failed: {job.snapshot().message}")
+        else:
+            if not job.snapshot().stop_requested:
+                finished_results()[settings] = job.result  # a stopped run is not the setting's result
+            show_result(job.result, job.snapshot().message)

@@ -18,6 +18,7 @@ from ui import (
     load_entry,
     noise_for,
     null_entries,
+    plain,
     same_settings,
     selection,
     show_chart,
@@ -45,15 +46,30 @@ st.caption("One model's attention is one training run's story. Here every measur
 
 all_entries = entries()
 chosen_model = selection().explained
+default_note = None
 if chosen_model is None or chosen_model.set_dir is None:  # a set of equally accurate models by default
-    chosen_model = next((e for e in all_entries if e.set_dir is not None and not e.null
-                         and (chosen_model is None or e.dataset == chosen_model.dataset)), chosen_model)
+    sets = [e for e in all_entries if e.set_dir is not None and not e.null]
+    same_data = [e for e in sets if chosen_model is not None and e.dataset == chosen_model.dataset]
+    shipped = [e for e in sets if e.builtin]
+    if same_data:
+        chosen_model = same_data[0]
+    elif chosen_model is not None and not chosen_model.builtin:  # the user's own model, as they chose it
+        default_note = ("One model is one training run's story: train a set of seeds on the Train page (Models "
+                        "(seeds) above 1) to see which of its pairs survive retraining.")
+    elif shipped:  # the shipped default has no set of its data: the shipped set of another
+        if chosen_model is not None:
+            default_note = (f"{chosen_model.dataset} has no set of equally accurate models (seeds) yet, so the "
+                            f"page opens on the shipped {shipped[0].set_dir.name} ({shipped[0].dataset} data). "
+                            "Train a set on the Train page (Models (seeds) above 1) to study your own.")
+        chosen_model = shipped[0]
 dataset_name = chosen_model.dataset if chosen_model else (all_entries[0].dataset if all_entries else None)
 candidates = [e for e in all_entries if e.dataset == dataset_name and not e.null]
 if chosen_model is not None and chosen_model.set_dir is not None:
     default = [e.name for e in candidates if e.set_dir == chosen_model.set_dir]
 else:
     default = [e.name for e in (chosen_model, selection().baseline) if e is not None and e.dataset == dataset_name]
+if default_note:
+    st.info(default_note)
 names = st.multiselect(f"Models to compare ({dataset_name} data; a set of seeds is the usual choice)",
                        [e.name for e in candidates], default=[n for n in default if n in {e.name for e in candidates}],
                        key="which_models")
@@ -126,7 +142,7 @@ with friendly_errors():
     measure = st.radio("Measure", MEASURES[::-1], index=MEASURES[::-1].index("interaction"), horizontal=True,
                        key="which_measure", help="; ".join(f"{k}: {v}" for k, v in MEANING.items()))
     measures = MEASURES if measure == "h_statistic" else FAST_MEASURES
-    st.caption(MEANING[measure].replace("*", "\\*"))
+    st.caption(plain(MEANING[measure]))
     chart = st.empty()  # the trained models' bands first; the null's band joins them once it is measured
     comparison = compare_entries(chosen, split, sample, references, measures=measures)
     bands = comparison.bands[comparison.bands.measure == measure]
@@ -135,7 +151,7 @@ with friendly_errors():
             show_chart(charts.pair_bands(bands, f"Field pairs by {measure}", measure, top=TOP), "which_bands_first")
         comparison = compare_entries(chosen, split, sample, references, nulls=nulls, measures=measures)
         bands = comparison.bands[comparison.bands.measure == measure]
-    st.caption(comparison.accuracy_note)
+    st.caption(plain(comparison.accuracy_note))
     for warning in comparison.baseline_warnings(measure):
         st.warning(warning)
     if bands.empty:
@@ -191,7 +207,8 @@ with friendly_errors():
         with columns[i % 2]:
             note = f" (correlation with planted: {correlations[name]:.2f})" if name in correlations else ""
             show_chart(charts.value_matrix(table, f"{name}{note}", name), f"which_view_{i}")
-    st.caption("Attention score: AFM's context-free h^T ReLU(W(v_a ⊙ v_b)+b), before the softmax over an "
-               "instance's pairs. Interaction: p^T(v_a ⊙ v_b). Function-level: the mean mixed difference over the "
-               "rows with these two values. Planted: what the pair adds to the synthetic score. The most frequent "
-               "12 values of each field are shown.")
+    st.caption(plain("Attention score: AFM's context-free h^T ReLU(W(v_a ⊙ v_b)+b), before the softmax over an "
+                     "instance's pairs. Interaction: p^T(v_a ⊙ v_b). Function-level: the mean mixed difference over "
+                     "the rows with these two values. Planted: what the pair adds to the synthetic score. The most "
+                     "frequent 12 values of each field are shown. Each map has its own colour scale: the four "
+                     "measure different things in different units."))

@@ -1,5 +1,6 @@
 """Every page run by Streamlit's AppTest (real script runs, no browser)."""
 import base64
+import re
 import time
 
 import numpy as np
@@ -36,6 +37,11 @@ def figures(app) -> list:
     return [plotly.io.from_json(chart.proto.spec) for chart in app.get("plotly_chart")]
 
 
+def title(figure) -> str:
+    """A chart's title: the page draws it above the chart (show_chart) and keeps it in the layout's meta."""
+    return (figure.layout.meta or {}).get("title", "")
+
+
 def array(value) -> np.ndarray:
     """Plotly sends numeric arrays as base64 typed arrays ({"dtype", "bdata", "shape"})."""
     if isinstance(value, dict) and "bdata" in value:
@@ -44,14 +50,21 @@ def array(value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
-def test_home_shows_the_formula_with_numbers_and_the_registry(registry):
+def test_home_states_its_lesson_then_the_formula_with_numbers_and_the_registry(registry):
     app = open_page()
     assert app.title[0].value == "AFM Explorer"
-    assert len(app.latex) == 2 and "28 pairs" in app.latex[1].value
+    lesson = next(m.value for m in app.markdown if m.value.startswith("#### "))  # the first thing said
+    assert "app\\_category x daytime and user\\_group x weather, are exactly the pairs planted in this data" in lesson
+    bars = next(f for f in figures(app) if f.data[0].type == "bar")  # Home opens on the model's pair importance
+    assert "AFM (synthetic, test split)" in title(bars)
+    planted = next(t for t in bars.data if t.name == "planted in the data")
+    assert set(planted.y) == {"app_category x daytime", "user_group x weather"}
+    assert [m.label for m in app.metric] == ["FM test RMSE", "AFM test RMSE"]  # the contrast, on the first screen
+    assert float(app.metric[1].value) < float(app.metric[0].value)
+    assert len(app.latex) == 3 and "28 pairs" in app.latex[2].value  # behind the expander
+    assert app.expander[0].label.startswith("How AFM computes a prediction")
     table = app.dataframe[0].value
     assert {"synthetic-fm", "synthetic-afm", "wide-afm-set/seed-2"} <= set(table.name) and table.shipped.all()
-    bars = next(f for f in figures(app) if f.data[0].type == "bar")  # Home opens on the model's pair importance
-    assert "synthetic-afm" in bars.layout.title.text
     assert sidebar_choice(app, "Model") == "synthetic-afm" and sidebar_choice(app, "Baseline") == "synthetic-fm"
 
 
@@ -98,21 +111,31 @@ def test_fm_vs_afm_page(registry):
     assert float(app.metric[1].value) < float(app.metric[0].value)
     kinds = [f.data[0].type for f in figures(app)]
     assert "scattergl" in kinds and "bar" in kinds and "scatter" in kinds
-    assert [b.label for b in app.get("download_button")]  # every table has its CSV download
+    assert app.markdown[0].value.startswith("#### On the test split, AFM is better than FM by RMSE")  # words first
+    # one story: the sidebar's pair on its own data; one CSV per section; no committed Frappe verdict here
+    assert [b.label for b in app.get("download_button")] == ["Download the metrics (CSV)",
+                                                             "Download every instance's errors (CSV)"]
+    shown = " ".join(e.value for kind in ("markdown", "caption", "header", "subheader", "info")
+                     for e in app.get(kind) if isinstance(e.value, str))
+    assert "frappe" not in shown.lower() and "tuned fm" not in shown.lower()  # no committed verdict's sentence
+    assert not [e for e in app.get("selectbox") if e.key in ("verdict_file", "ablation_file", "reproduce_file")]
+
+
+def test_published_results_page_shows_each_committed_results_file(registry):
     from afm.experiments.results import committed_results
-    from afm.experiments.verdict import verdict_sentence
-
-    shown = committed_results()[app.selectbox(key="verdict_file").value]
-    assert f"**{verdict_sentence(shown)}**" in [m.value for m in app.markdown]  # the verdict, or why there is none
-    budget = next(df.value for df in app.dataframe if "trials" in df.value.columns)
-    assert list(budget.side)[0] == "FM" and budget.trials.nunique() == 1  # the same budget on every side
-
-
-def test_fm_vs_afm_page_shows_each_committed_results_file(registry):
-    from afm.experiments.results import committed_results
+    from afm.experiments.verdict import verdict_sentence, verdict_words
 
     committed = committed_results()
-    app = open_page("3_FM_vs_AFM")
+    app = open_page("7_Published_results")
+    shown = committed[app.selectbox(key="verdict_file").value]
+    markdown = [re.sub(r"\\(.)", r"\1", m.value) for m in app.markdown]  # as read: Markdown escapes undone
+    captions = [re.sub(r"\\(.)", r"\1", c.value) for c in app.caption]
+    words = markdown.index(f"**{verdict_words(shown)}**")  # words first, then the numbers beneath
+    assert verdict_sentence(shown) in captions and words >= 0
+    cards = [m for m in markdown if " loss · k = " in m]  # the datasets side by side, each labelled
+    assert len(cards) == sum(r.get("kind") == "verdict" for r in committed.values())
+    budget = next(df.value for df in app.dataframe if "trials" in df.value.columns)
+    assert list(budget.side)[0] == "FM" and budget.trials.nunique() == 1  # the same budget on every side
     for key, kind in (("reproduce_file", "reproduce"), ("ablation_file", "ablation"), ("verdict_file", "verdict")):
         names = [name for name, results in committed.items() if results.get("kind") == kind]
         assert app.selectbox(key=key).options and len(app.selectbox(key=key).options) == len(names)
@@ -139,9 +162,18 @@ def test_attention_across_datasets_page(registry):
 
 def test_planted_interactions_page(registry):
     app = open_page("5_Planted_interactions")
-    assert "What you planted" in figures(app)[0].layout.title.text  # a picture before any training
+    assert "What you planted" in title(figures(app)[0])  # a picture before any training
+    # the default experiment is the shipped models' data: its result shows at once, no job runs
+    assert [m.value for m in app.metric if m.label.startswith("Planted pairs in AFM")] == ["100%"]
+    assert "planted_job" not in app.session_state
+    app.slider(key="planted_strength").set_value(1.5).run()  # a new setting trains; moving on stops that run
+    first = app.session_state["planted_job"]
+    assert first.running
+    app.slider(key="planted_strength").set_value(1.6).run()
+    second = app.session_state["planted_job"]
+    assert second is not first and first.snapshot().stop_requested and first.wait(60).halted
     for _ in range(240):  # FM then AFM train in the background; the page shows their progress meanwhile
-        if any(m.label.startswith("Planted pairs in AFM") for m in app.metric):
+        if not second.running and any(m.label.startswith("Planted pairs in AFM") for m in app.metric):
             break
         time.sleep(0.5)
         app.run()
@@ -234,7 +266,7 @@ def test_which_interactions_matter_compares_the_shipped_wide_set(registry):
     robust = next(m.value for m in app.markdown if "In the top 3 of every model" in m.value)
     for a, b in (("site_category", "hour"), ("app_category", "device_type"), ("banner_pos", "ad_size")):
         assert f"{a} x {b}" in robust or f"{b} x {a}" in robust  # the planted pairs survive retraining
-    titles = [f.layout.title.text for f in figures(app) if f.data[0].type == "heatmap"]
+    titles = [title(f) for f in figures(app) if f.data[0].type == "heatmap"]
     assert len(titles) == 4 and titles[-1] == "planted"  # interaction, function-level, attention score, planted
     assert all("correlation with planted" in t for t in titles[:-1])  # the strongest pair is a planted one
     app.switch_page("app_pages/2_Instance_explorer.py").run()  # a set member's page says how stable it is
@@ -264,3 +296,11 @@ def test_a_model_with_32_fields_works_on_every_page(registry):
     bars = next(f for f in figures(app) if f.data[0].type == "bar")
     assert len(bars.data[0].y) == 20  # 496 pairs: the chart is capped, the table holds them all
     assert any("The 20 strongest of 496 pairs" in c.value for c in app.caption)
+
+
+def test_which_interactions_matter_opens_on_a_set_of_equally_accurate_models(registry):
+    """The newcomer's default (the shipped synthetic FM and AFM) has no set: the page opens on the shipped wide
+    set of seeds rather than FM beside AFM, and says why."""
+    app = open_page("6_Which_interactions_matter")
+    assert app.multiselect(key="which_models").value == [f"wide-afm-set/seed-{s}" for s in range(3)]
+    assert "synthetic has no set of equally accurate models" in app.info[0].value

@@ -45,12 +45,59 @@ def test_pair_bars_are_ranked_with_names(explained):
 def test_waterfall_steps_add_up_to_the_prediction(trained_pair, synthetic):
     result = decompose(trained_pair["afm"], synthetic, "test", 11)
     fig = charts.decomposition_waterfall(result, top_pairs=5)
-    y = list(fig.data[0].y)
-    assert y[0] == result["bias"] and y[-1] == result["prediction"]
-    assert y[2:7] == [p["contribution"] for p in result["pairs"][:5]]
-    assert sum(y[:-1]) == pytest.approx(result["prediction"], abs=1e-5)
-    assert list(fig.data[0].measure) == ["relative"] * (len(y) - 1) + ["total"]
-    assert fig.data[0].x[2] == f"{result['pairs'][0]['feature_a']} x {result['pairs'][0]['feature_b']}"
+    x = list(fig.data[0].x)  # horizontal: a step a row
+    assert fig.data[0].orientation == "h"
+    assert x[0] == result["bias"] and x[-1] == result["prediction"]
+    assert x[2:7] == [p["contribution"] for p in result["pairs"][:5]]
+    assert sum(x[:-1]) == pytest.approx(result["prediction"], abs=1e-5)
+    assert list(fig.data[0].measure) == ["relative"] * (len(x) - 1) + ["total"]
+    assert fig.data[0].y[2] == f"{result['pairs'][0]['feature_a']} x<br>{result['pairs'][0]['feature_b']}"
+
+
+@pytest.mark.parametrize("values", [[0.1, 5.0, -9.0, 0.2, -3.7], [-40.0, 0.01, 0.02, -39.97], [1e-6, 2e-6, 3e-6],
+                                    [3.0, 4.0, 7.0]])
+def test_waterfall_labels_stay_inside_the_plot_at_any_value(values):
+    """Every running total (where a bar ends and its label starts) lies inside the axis range, with room for
+    the label beyond it: labels were cut at the top and bottom."""
+    levels = np.concatenate([[0.0], np.cumsum(values[:-1]), [values[-1]]])
+    low, high = charts.waterfall_range(values)
+    span = high - low
+    assert low < levels.min() - 0.1 * span / 1.36 and high > levels.max() + 0.1 * span / 1.36
+    decomposition = {"bias": values[0], "first_order_total": values[1], "first_order": [], "prediction": values[-1],
+                     "pairs": [{"feature_a": "a", "feature_b": f"b{i}", "contribution": v, "attention": 1.0,
+                                "interaction": v} for i, v in enumerate(values[2:-1])]}
+    fig = charts.decomposition_waterfall(decomposition)
+    assert list(fig.layout.xaxis.range) == [low, high] and fig.data[0].cliponaxis is False
+
+
+def test_planted_pairs_are_coloured_and_named(explained):
+    mean = explained.parts["attention"].mean(0)
+    planted = ["app_category x daytime", "user_group x weather"]
+    fig = charts.pair_bars(explained.labels, mean, top=8, highlight=planted)
+    marked = next(t for t in fig.data if t.name == "planted in the data")
+    assert set(marked.y) == set(planted) and marked.marker.color == charts.PALETTE[5]
+    others = next(t for t in fig.data if t.name == "other pairs")
+    assert not set(others.y) & set(planted) and len(others.y) + len(marked.y) == 8
+    order = np.argsort(-mean)[:8]
+    assert list(fig.layout.yaxis.categoryarray) == [explained.labels[i] for i in order][::-1]  # still ranked
+    plain = charts.pair_bars(explained.labels, mean, top=8)
+    assert len(plain.data) == 1 and not plain.data[0].showlegend
+
+
+def test_side_by_side_heatmaps_share_one_colour_scale(explained):
+    a, b = explained.parts["attention"].mean(0), explained.parts["attention"][3]
+    shared = charts.shared_range(a, b)
+    assert shared == (min(a.min(), b.min()), max(a.max(), b.max()))
+    maps = [charts.pair_heatmap(v, explained.dataset.field_names, value_range=shared) for v in (a, b)]
+    assert {(m.data[0].zmin, m.data[0].zmax) for m in maps} == {shared}
+
+
+def test_legends_sit_below_the_plot_and_the_mean_line_is_explained(explained, errors):
+    for fig in (charts.error_scatter(errors), charts.learning_curves({"FM": [{"epoch": 0, "train_rmse": 1,
+                                                                              "validation_rmse": 1}]})):
+        assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # it covered the data
+    boxes = charts.pair_distributions(pair_statistics(explained), top=4)
+    assert "dashed line: mean" in boxes.layout.annotations[0].text
 
 
 def test_pair_distributions(explained):

@@ -136,7 +136,7 @@ def test_the_cli_encodes_imports_and_the_explanation_opens_in_the_app(data, tmp_
 
     monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    app.sidebar.selectbox[2].set_value("imported-afm").run()
+    app.sidebar.selectbox[1].set_value("imported-afm").run()  # the model the pages explain
     app.switch_page("app_pages/2_Instance_explorer.py").run()
     assert not app.exception, app.exception
     assert "AFM probability of +1" in [m.label for m in app.metric]

@@ -31,6 +31,8 @@ def add_table_flags(p) -> None:
     g.add_argument("--numeric", metavar="COL,...", help="numeric columns, cut into quantile bins when they have many "
                    "values")
     g.add_argument("--drop", metavar="COL,...", help="columns that are not fields (a row index, a leak)")
+    g.add_argument("--keep", metavar="COL,...", help="use these columns although they look like row ids (a pandas "
+                   "index, an id of the row, a counter: left out by default, one line each says so)")
     g.add_argument("--sep", help="the separator (default: sniffed from , ; tab |); 'tab' for a tab")
     g.add_argument("--no-header", dest="header", action="store_false", help="the first row is data: columns are named "
                    "col1, col2, ... (or --names)")
@@ -48,6 +50,7 @@ def table_options(args):
     if sep is not None and len(sep) != 1:
         raise AFMError(f"--sep takes one character (or 'tab'), not {args.sep!r}")
     return TableOptions(categorical=names(args.categorical), numeric=names(args.numeric), drop=names(args.drop),
+                        keep=names(getattr(args, 'keep', None)),
                         sep=sep, header=args.header, names=names(args.names), split_column=args.split_column)
 
 

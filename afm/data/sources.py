@@ -62,7 +62,7 @@ def load_dataset(source: str | dict, data_dir_flag: str | os.PathLike | None = N
     chosen = source_for(source)
     if table is not None and table != tabular.TableOptions():
         if chosen is not tabular.SOURCE:
-            raise DataError(f"column choices (--categorical, --numeric, --drop, --sep, --no-header, --names, --split-column) are for "
+            raise DataError(f"column choices (--categorical, --numeric, --drop, --keep, --sep, --no-header, --names, --split-column) are for "
                             f"a CSV or parquet file, not {source!r}")
         return chosen.load(source, directory, target=target, seed=seed, table=table)
     return chosen.load(source, directory, target=target, seed=seed)

@@ -1,7 +1,8 @@
 """A user's table (CSV, TSV, any delimited text, or parquet) of categorical and numeric columns plus a target:
 every other column becomes a field.
 
-What each column is, the user decides (`TableOptions`: categorical, numeric, drop); otherwise an integer
+Columns that identify rows (a pandas index, an id, a counter: afm.data.columns) are left out unless kept.
+What each column is, the user decides (`TableOptions`: categorical, numeric, drop, keep); otherwise an integer
 column whose name says it is an id (or that has more than ID_VALUES distinct values) is ids, a numeric
 column with more than MAX_LEVELS values is cut into quantile bins, and anything else is categorical; each
 decision that changes values is said in the notes. Missing values become their own value ('<missing>').
@@ -22,6 +23,7 @@ import pandas as pd
 
 from afm.core.errors import DataError
 from afm.core.files import check_regular
+from afm.data.columns import row_identifiers
 from afm.data.dataset import Dataset, Split, binary_or_regression, random_split
 from afm.data.source import Source
 from afm.data.textfile import read_text
@@ -47,17 +49,20 @@ class TableOptions:
     header: bool = True  # False: columns are named col1, col2, ... (or `names`)
     names: tuple[str, ...] = ()  # column names for a file without a header
     split_column: str | None = None  # a column of train/validation/test naming each row's split (else seeded 7:2:1)
+    keep: tuple[str, ...] = ()  # used although they look like row ids (afm.data.columns)
+    id_guard: bool = True  # leave out columns that identify rows (afm.data.columns) unless kept
 
     def record(self) -> dict:
-        """What a recorded source keeps (only what differs from the defaults)."""
+        """What a recorded source keeps (what differs from the defaults, and always the id guard: a source
+        recorded before the guard existed has none and loads without it, so its model's fields stay)."""
         defaults = TableOptions()
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
-                if v != getattr(defaults, k)}
+        return {**{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                   if v != getattr(defaults, k)}, "id_guard": self.id_guard}
 
     @classmethod
     def from_record(cls, spec: dict) -> "TableOptions":
-        return cls(**{k: tuple(spec[k]) if isinstance(spec[k], list) else spec[k]
-                      for k in asdict(cls()) if k in spec})
+        return cls(**{**{k: tuple(spec[k]) if isinstance(spec[k], list) else spec[k]
+                         for k in asdict(cls()) if k in spec}, "id_guard": bool(spec.get("id_guard", False))})
 
 
 def _read_frame(path: Path, options: TableOptions = TableOptions()) -> pd.DataFrame:
@@ -209,7 +214,7 @@ def load_csv(path: Path, target: str | None, seed: int = 0, options: TableOption
     if target not in frame.columns:
         raise DataError(f"{path}: no target column {target!r}; columns: {', '.join(columns)}")
     named = {"--categorical": options.categorical, "--numeric": options.numeric, "--drop": options.drop,
-             "--split-column": (options.split_column,) if options.split_column else ()}
+             "--keep": options.keep, "--split-column": (options.split_column,) if options.split_column else ()}
     for flag, names in named.items():
         unknown = [n for n in names if n not in frame.columns]
         if unknown:
@@ -222,8 +227,15 @@ def load_csv(path: Path, target: str | None, seed: int = 0, options: TableOption
     if len(frame) < MIN_ROWS:
         raise DataError(f"{path}: {len(frame)} data row(s); at least {MIN_ROWS} are needed to split and train")
     features = [c for c in columns if c != target and c not in options.drop and c != options.split_column]
+    left_out = {}
+    if options.id_guard:  # columns the user named are theirs to use
+        chosen = set(options.keep) | set(options.categorical) | set(options.numeric)
+        left_out = row_identifiers(frame, [c for c in features if c not in chosen])
+        features = [c for c in features if c not in left_out]
     if len(features) < 2:
-        raise DataError(f"{path}: {len(features)} feature column(s) besides the target; at least 2 are needed for pairs")
+        kept = f" ({', '.join(left_out)} left out as row ids: --keep uses them)" if left_out else ""
+        raise DataError(f"{path}: {len(features)} feature column(s) besides the target{kept}; at least 2 are needed "
+                        "for pairs")
 
     raw_target = frame[target]
     if raw_target.isna().any():
@@ -254,6 +266,8 @@ def load_csv(path: Path, target: str | None, seed: int = 0, options: TableOption
     x = np.stack(codes_by_field, axis=1).astype(np.int64)
     source = {**table_spec(path, target, seed, options), **({"value_order": order} if order != "text" else {})}
     dropped = [f"dropped {', '.join(options.drop)}"] if options.drop else []
+    dropped += [f"left out {name!r}: {reason}, so it would name rows, not describe them (--keep {name} uses it)"
+                for name, reason in left_out.items()]
     splits = random_split(x, y, seed) if not options.split_column else _named_splits(x, y, frame[options.split_column], path)
     return Dataset(name=path.stem, field_names=features, feature_names=names, splits=splits,
                    source=source, task=task,
@@ -288,6 +302,12 @@ def table_spec(path: Path, target: str, seed: int = 0, options: TableOptions = T
 def table_columns(path: Path, options: TableOptions = TableOptions()) -> list[str]:
     """The columns of a user's table (checked as `load_csv` checks it), for choosing a target column."""
     return list(_read_frame(Path(path), options).columns)
+
+
+def identifier_columns(path: Path, target: str, options: TableOptions = TableOptions()) -> dict[str, str]:
+    """The columns besides the target that `load_csv` leaves out as row ids, each with its reason."""
+    frame = _read_frame(Path(path), options)
+    return row_identifiers(frame, [c for c in frame.columns if c != target])
 
 
 def _recorded(spec: dict, directory) -> Dataset:

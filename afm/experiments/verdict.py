@@ -370,6 +370,47 @@ def verdict_sentence(results: dict) -> str:
     return text
 
 
+IN_WORDS = {"AFM": "AFM trained from the tuned FM (the paper's protocol)", "AFM (scratch)": "AFM trained from scratch",
+            "FM": "the tuned FM", "FM (AFM's epochs)": "FM given as many epochs as AFM had in all",
+            "uniform AFM": "AFM without attention", "FM+A": "attention on top of the frozen FM"}
+
+
+def verdict_words(results: dict) -> str:
+    """The verdict in words alone, numbers left to `verdict_sentence`: what beats what by the headline
+    metric, or why there is no verdict yet."""
+    if not results.get("finished", True):
+        return f"No verdict yet: the run is unfinished ({', '.join(results['missing'])} still to run)."
+    metric, comparisons = _headline(results)
+    parts = []
+    for (name, baseline), c in comparisons.items():
+        better = c["verdict_high"] < 0 if metric != "auc" else c["verdict_low"] > 0
+        worse = c["verdict_low"] > 0 if metric != "auc" else c["verdict_high"] < 0
+        word = "is better than" if better else "is worse than" if worse else "cannot be told apart from"
+        parts.append(f"{IN_WORDS.get(name, name)} {word} {IN_WORDS.get(baseline, baseline)}")
+    text = f"By test {VERDICT_METRICS[metric]}: " + "; ".join(parts) + "."
+    if blockers(results):
+        return "No verdict: a check failed (below), so this is what the runs gave, not a result. " + text
+    return text
+
+
+def verdict_overview(files: dict[str, dict]) -> pd.DataFrame:
+    """Every verdict file side by side: its data, loss and k, the budget each side was given, the seeds,
+    whether it may call a winner, and the verdict in words."""
+    rows = []
+    for name, results in files.items():
+        if results.get("kind") != "verdict":
+            continue
+        budget = results.get("budget", {})
+        rows.append({"file": name, "data": results["data"].get("name"), "loss": budget.get("loss"),
+                     "k": budget.get("embed_dim"), "trials_a_side": budget.get("trials"),
+                     "epoch_cap": budget.get("epoch_cap"), "epochs_a_search": budget.get("epoch_budget"),
+                     "seeds": budget.get("seeds"),
+                     "state": "unfinished" if not results.get("finished", True)
+                     else "no headline (a check failed)" if blockers(results) else "headline",
+                     "verdict": verdict_words(results)})
+    return pd.DataFrame(rows)
+
+
 def capped_runs(results: dict) -> dict[str, tuple[int, int]]:
     """Per model, how many final runs had their best epoch at the epoch cap (so were still improving when
     stopped) out of how many; files before the cap was recorded say nothing. FM given AFM's epochs runs

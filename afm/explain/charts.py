@@ -17,8 +17,12 @@ DIVERGING = "RdBu"  # ColorBrewer, colour-blind safe
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, **kw) -> go.Figure:
+    """The house style; a legend sits below the plot, where it covers no data at any width."""
+    legend = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
-                      colorway=PALETTE, margin=dict(l=60, r=20, t=60, b=60), **kw)
+                      colorway=PALETTE, margin=dict(l=60, r=20, t=60, b=60), legend=legend, **kw)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -33,14 +37,17 @@ def pair_matrix(values, field_names: list[str]) -> np.ndarray:
 
 def pair_heatmap(values, field_names: list[str], title: str = "Attention over field pairs",
                  value_name: str = "attention", feature_names: list[str] | None = None,
-                 diverging: bool = False) -> go.Figure:
+                 diverging: bool = False, value_range: tuple[float, float] | None = None) -> go.Figure:
     """Field-pair heatmap of one instance (pass its `feature_names`, one per field, for the hover) or of
-    a mean over a split. `diverging` centres a red-blue scale on zero, for signed values."""
+    a mean over a split. `diverging` centres a red-blue scale on zero, for signed values. `value_range`
+    fixes the colour scale, so heatmaps drawn side by side share one (the same colour, the same value)."""
     matrix = pair_matrix(values, field_names)
     labels = feature_names or field_names
     hover = [[f"{labels[i]} x {labels[j]}<br>{value_name}: {matrix[i, j]:.6g}" if i < j else ""
               for j in range(len(labels))] for i in range(len(labels))]
     scale = dict(colorscale=DIVERGING, zmid=0.0) if diverging else dict(colorscale=SEQUENTIAL)
+    if value_range is not None:
+        scale.update(zmin=value_range[0], zmax=value_range[1])
     fig = go.Figure(go.Heatmap(z=matrix, x=field_names, y=field_names, text=hover, hoverinfo="text",
                                colorbar=dict(title=value_name), hoverongaps=False, **scale))
     fig.update_yaxes(autorange="reversed")
@@ -51,15 +58,38 @@ def pair_heatmap(values, field_names: list[str], title: str = "Attention over fi
     return _layout(fig, title, "second field", "first field", height=max(450, 16 * m + 200))
 
 
+def shared_range(*arrays) -> tuple[float, float]:
+    """One colour range for several heatmaps: from the smallest to the largest value of any of them."""
+    values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+
 def pair_bars(labels, values, title: str = "Field pairs ranked", value_name: str = "mean attention",
-              top: int = 20) -> go.Figure:
-    """Horizontal bars of the largest values, largest on top, with the pair names."""
+              top: int = 20, highlight=(), highlight_name: str = "planted in the data") -> go.Figure:
+    """Horizontal bars of the largest values, largest on top, with the pair names; the `highlight` labels
+    (the planted pairs, say) in their own colour and legend entry."""
     order = np.argsort(-np.asarray(values, dtype=float), kind="stable")[:top]
     shown_labels = [labels[i] for i in order][::-1]
     shown_values = np.asarray(values, dtype=float)[order][::-1]
-    fig = go.Figure(go.Bar(x=shown_values, y=shown_labels, orientation="h", marker_color=PALETTE[0],
-                           hovertemplate="%{y}<br>" + value_name + ": %{x:.6g}<extra></extra>"))
-    return _layout(fig, title, value_name, "", height=max(300, 22 * len(order) + 120))
+    marked = np.array([label in set(highlight) for label in shown_labels], dtype=bool)
+    groups = [(~marked, PALETTE[0], "other pairs" if marked.any() else value_name), (marked, PALETTE[5], highlight_name)]
+    fig = go.Figure([go.Bar(x=shown_values[keep], y=np.asarray(shown_labels, dtype=object)[keep], orientation="h",
+                            marker_color=colour, name=name, showlegend=bool(marked.any()),
+                            hovertemplate="%{y}<br>" + value_name + ": %{x:.6g}<extra></extra>")
+                     for keep, colour, name in groups if keep.any()])
+    fig.update_yaxes(categoryorder="array", categoryarray=shown_labels)
+    return _layout(fig, title, value_name, "", height=max(300, 22 * len(order) + 150))
+
+
+def placeholder(title: str, height: int = 420) -> go.Figure:
+    """An empty chart of the size of the one being computed, saying so: the page does not jump or sit blank."""
+    fig = go.Figure()
+    fig.add_annotation(text="Computing...", showarrow=False, font=dict(size=16, color="#6B7280"),
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, "", "", height=height)
 
 
 def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str = "How the prediction adds up") -> go.Figure:
@@ -67,7 +97,7 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
     prediction; the steps add up exactly."""
     pairs = decomposition["pairs"]  # sorted by |contribution|
     shown, rest = pairs[:top_pairs], pairs[top_pairs:]
-    labels = ["bias", "first-order terms"] + [f"{p['feature_a']} x {p['feature_b']}" for p in shown]
+    labels = ["bias", "first-order terms"] + [f"{p['feature_a']} x<br>{p['feature_b']}" for p in shown]
     values = [decomposition["bias"], decomposition["first_order_total"]]
     values += [p["contribution"] for p in shown]
     hover = ["global bias w0", "<br>".join(f"{t['feature']}: {t['value']:+.4f}" for t in decomposition["first_order"])]
@@ -81,11 +111,25 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
     values.append(decomposition["prediction"])
     hover.append(f"{total} {decomposition['prediction']:+.4f}" + (
         f" (probability {decomposition['probability']:.3f})" if decomposition.get("probability") is not None else ""))
+    # Horizontal, a step a row, each pair's name on two lines: readable on a 390 px phone as on a desktop
     fig = go.Figure(go.Waterfall(
-        x=labels, y=values, measure=["relative"] * (len(values) - 1) + ["total"], text=[f"{v:+.4f}" for v in values],
-        hovertext=hover, hoverinfo="x+text+y", increasing=dict(marker_color=POSITIVE),
-        decreasing=dict(marker_color=NEGATIVE), totals=dict(marker_color=TOTAL)))
-    return _layout(fig, title, "", f"contribution to the {total}")
+        orientation="h", y=labels, x=values, measure=["relative"] * (len(values) - 1) + ["total"],
+        text=[f"{v:+.3f}" for v in values], textposition="outside", cliponaxis=False, hovertext=hover,
+        hoverinfo="y+text", increasing=dict(marker_color=POSITIVE), decreasing=dict(marker_color=NEGATIVE),
+        totals=dict(marker_color=TOTAL)))
+    fig.update_xaxes(range=waterfall_range(values))
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
+    return _layout(fig, title, f"contribution to the {total}", "", height=max(360, 44 * len(labels) + 120))
+
+
+def waterfall_range(values: list[float], room: float = 0.18) -> list[float]:
+    """A y range holding every running total of a waterfall (its last value is the total) and, beyond
+    them, room for the value labels drawn outside the bars, so no label is cut at any value."""
+    steps = np.cumsum(values[:-1])
+    levels = np.concatenate([[0.0], steps, [values[-1]]])
+    low, high = float(min(levels.min(), 0.0)), float(max(levels.max(), 0.0))
+    pad = room * max(high - low, 1e-9)
+    return [low - pad, high + pad]
 
 
 def pair_distributions(statistics: pd.DataFrame, top: int = 12,
@@ -98,7 +142,12 @@ def pair_distributions(statistics: pd.DataFrame, top: int = 12,
     fig = go.Figure(go.Box(x=names, q1=rows.q25_attention, median=rows.median_attention, q3=rows.q75_attention,
                            lowerfence=rows.q10_attention, upperfence=rows.q90_attention, mean=rows.mean_attention,
                            marker_color=PALETTE[0], name="attention", boxpoints=False))
-    return _layout(fig, title, "field pair", "attention (whiskers: 10th to 90th percentile)", showlegend=False)
+    fig.add_annotation(text=MEAN_LINE, showarrow=False, xref="paper", yref="paper", x=0, y=1.02, xanchor="left",
+                       yanchor="bottom", font=dict(size=11, color="#4B5563"))
+    return _layout(fig, title, "field pair", "attention", showlegend=False)
+
+
+MEAN_LINE = "box: middle half of the instances; line: median; dashed line: mean; whiskers: 10th to 90th percentile"
 
 
 def shape_distributions(shapes: dict[str, pd.DataFrame], column: str = "normalised_entropy",
@@ -113,31 +162,33 @@ def shape_distributions(shapes: dict[str, pd.DataFrame], column: str = "normalis
     return _layout(fig, title or axis.get(column, column), axis.get(column, column), "share of instances")
 
 
-def error_scatter(errors: pd.DataFrame, title: str = "Per-instance absolute error, FM vs AFM") -> go.Figure:
-    """|FM error| against |AFM error| per instance; points under the diagonal are where AFM is closer."""
+def error_scatter(errors: pd.DataFrame, title: str = "Per-instance absolute error, FM vs AFM",
+                  baseline: str = "FM", model: str = "AFM") -> go.Figure:
+    """|baseline error| against |model error| per instance (the `fm_*` and `afm_*` columns of
+    `afm.explain.compare.paired_errors`); points under the diagonal are where the model is closer."""
     fm_abs, afm_abs = errors.fm_error.abs(), errors.afm_error.abs()
     top = float(max(fm_abs.max(), afm_abs.max(), 1e-9))
     fig = go.Figure([
         go.Scattergl(x=fm_abs, y=afm_abs, mode="markers", marker=dict(color=PALETTE[0], size=4, opacity=0.4),
                      customdata=np.stack([errors.row, errors.label], axis=1), name="instances",
-                     hovertemplate="row %{customdata[0]}, label %{customdata[1]:+g}<br>|FM error| %{x:.4f}"
-                                   "<br>|AFM error| %{y:.4f}<extra></extra>"),
+                     hovertemplate="row %{customdata[0]}, label %{customdata[1]:+g}<br>|" + baseline + " error| %{x:.4f}"
+                                   "<br>|" + model + " error| %{y:.4f}<extra></extra>"),
         go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(color=PALETTE[7], dash="dash"), name="equal error"),
     ])
-    return _layout(fig, title, "|FM error|", "|AFM error|")
+    return _layout(fig, title, f"|{baseline} error|", f"|{model} error| (below the dashed line: {model} is closer)")
 
 
-def segment_bars(segments: pd.DataFrame, kinds: list[str] | None = None, title: str = "RMSE by segment") -> go.Figure:
-    """Grouped bars of FM and AFM RMSE per segment (see `afm.explain.compare.errors_by_segment`), optionally only
-    some segment kinds."""
+def segment_bars(segments: pd.DataFrame, kinds: list[str] | None = None, title: str = "RMSE by segment",
+                 names: tuple[str, str] = ("FM", "AFM")) -> go.Figure:
+    """Grouped bars of the baseline's and the model's RMSE per segment (see
+    `afm.explain.compare.errors_by_segment`: its `fm_*` and `afm_*` columns), optionally only some kinds."""
     if kinds is not None:
         segments = segments[segments.segment_kind.isin(kinds)]
     labels = segments.segment_kind + ": " + segments.segment
     fig = go.Figure([
-        go.Bar(x=labels, y=segments[f"{kind}_rmse"], name=kind.upper(), marker_color=MODEL_COLOURS[kind],
-               customdata=segments.n, hovertemplate="%{x}<br>RMSE %{y:.4f}<br>n %{customdata}<extra>"
-               + kind.upper() + "</extra>")
-        for kind in (FM_KIND, AFM_KIND)])
+        go.Bar(x=labels, y=segments[f"{kind}_rmse"], name=name, marker_color=MODEL_COLOURS[kind],
+               customdata=segments.n, hovertemplate="%{x}<br>RMSE %{y:.4f}<br>n %{customdata}<extra>" + name + "</extra>")
+        for kind, name in zip((FM_KIND, AFM_KIND), names)])
     fig.update_layout(barmode="group")
     return _layout(fig, title, "segment", "RMSE")
 

@@ -2,6 +2,8 @@
 and the instances where AFM gains or loses most."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -64,10 +66,47 @@ def bootstrap_comparison(errors: pd.DataFrame, samples: int = 1000, seed: int = 
     return pd.DataFrame(rows)
 
 
+def comparison_words(table: pd.DataFrame, model: str, baseline: str, split: str = "test") -> str:
+    """The comparison of `bootstrap_comparison` in words first, then its numbers: on the headline metric
+    (logloss where both are logistic, else RMSE) whether the interval excludes zero, and AUC beside it."""
+    by_metric = table.set_index("metric")
+    lower = {"logloss": True, "rmse": True, "auc": False}
+    metric = "logloss" if "logloss" in by_metric.index else "rmse"
+    parts = []
+    for name in (metric, "auc"):
+        if name not in by_metric.index:
+            continue
+        row = by_metric.loc[name]
+        clear = row.ci_high < 0 or row.ci_low > 0
+        better = (row.difference < 0) == lower[name]
+        word = ("better than" if better else "worse than") if clear else "not clearly different from"
+        parts.append((name, word, row))
+    (name, word, row), rest = parts[0], parts[1:]
+    label = {"logloss": "logloss", "rmse": "RMSE", "auc": "AUC"}
+    text = f"On the {split} split, {model} is {word} {baseline} by {label[name]}"
+    if rest:
+        auc_word = rest[0][1]
+        text += f", and {auc_word} it by AUC" if auc_word != word else " and by AUC"
+    text += (f" ({label[name]} {row.afm:.4f} against {row.fm:.4f}, {row.relative:+.1%}; 95% interval of the "
+             f"difference [{row.ci_low:+.4f}, {row.ci_high:+.4f}])")
+    return text + "."
+
+
 def feature_frequency(dataset: Dataset, split: str = "test") -> np.ndarray:
     """Per instance of a split: how often its rarest feature occurs in train (0 = never seen)."""
     counts = np.bincount(dataset.splits["train"].x.ravel(), minlength=dataset.num_features)
     return counts[dataset.splits[split].x].min(1)
+
+
+LEADING_NUMBER = re.compile(r"^[\[(]?\s*(-?\d+(?:\.\d*)?(?:e[-+]?\d+)?)", re.IGNORECASE)
+
+
+def value_order(labels: list[str]) -> list[str]:
+    """Values in reading order: those with a leading number by it ("[5, 8]" before "[40, 80]", "9" before
+    "10"), then the others ("<missing>") as given."""
+    numbered = [(float(m.group(1)), label) for label in labels if (m := LEADING_NUMBER.match(label))]
+    return [label for _, label in sorted(numbered, key=lambda t: t[0])] + \
+        [label for label in labels if not LEADING_NUMBER.match(label)]
 
 
 def _segment_rows(errors: pd.DataFrame, kind: str, keys: pd.Series) -> list[dict]:
@@ -89,15 +128,18 @@ def errors_by_segment(errors: pd.DataFrame, dataset: Dataset, split: str = "test
     frequency = feature_frequency(dataset, split)
     codes, edges = pd.qcut(frequency, 4, labels=False, retbins=True, duplicates="drop")
     bin_names = [f"{edges[i]:.0f} to {edges[i + 1]:.0f}" for i in range(len(edges) - 1)]
-    rows += _segment_rows(errors, "rarest feature's train count",
-                          pd.Series([bin_names[c] for c in codes], index=errors.index))
+    rows += _segment_rows(errors, "rarest feature's train count",  # bins in the order of their counts, not as text
+                          pd.Series(pd.Categorical([bin_names[c] for c in codes], categories=bin_names, ordered=True),
+                                    index=errors.index))
     x = dataset.splits[split].x
     names = np.asarray(dataset.feature_names, dtype=object)
     for f, field in enumerate(dataset.field_names):
-        values = pd.Series(names[x[:, f]], index=errors.index).str.removeprefix(f"{field}=")
-        common = values.value_counts().index[:top_values]
-        mask = values.isin(common)
-        rows += _segment_rows(errors[mask], field, values[mask])
+        ids = pd.Series(x[:, f], index=errors.index)
+        common = np.sort(ids.value_counts().index[:top_values].to_numpy())  # ids follow the values' own order
+        mask = ids.isin(common)
+        labels = value_order(pd.Series(names[common]).str.removeprefix(f"{field}=").tolist())
+        keys = pd.Categorical(pd.Series(names[ids[mask]]).str.removeprefix(f"{field}="), categories=labels, ordered=True)
+        rows += _segment_rows(errors[mask], field, pd.Series(keys, index=errors.index[mask]))
     table = pd.DataFrame(rows)
     table["difference"] = table.afm_rmse - table.fm_rmse
     if "fm_logloss" in table:

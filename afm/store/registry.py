@@ -125,6 +125,46 @@ def registry_table(entries: list[ModelEntry]) -> pd.DataFrame:
                                  "created", "shipped"])
 
 
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{16}-")  # uploads stored before they had a folder each (afm.store.uploads)
+
+
+def readable_dataset(name: str) -> str:
+    """A dataset's name without the content hash an upload's file name once began with."""
+    return UPLOAD_PREFIX.sub("", name)
+
+
+def _label(entry: ModelEntry, when: str) -> str:
+    family_label = family(entry.kind).label
+    if entry.set_dir is not None:
+        family_label += f" set {entry.set_dir.name}" if entry.builtin else " set"
+        when = entry.path.name.replace("-", " ") + ("" if entry.builtin else f" · {when}")
+    elif entry.builtin:
+        when = "shipped"
+    return " · ".join(part for part in (readable_dataset(entry.dataset), family_label + (" (null)" if entry.null else ""),
+                                         when) if part)
+
+
+def display_names(entries: list[ModelEntry]) -> dict[str, str]:
+    """A name a person can read for every entry ("titanic · AFM · 05:44"): the data, the family, the time
+    it was made; the date joins where the time alone repeats, the folder name where both do. The folder
+    name (with its random suffix) stays the entry's key."""
+    def when(entry: ModelEntry, detail: int) -> str:
+        stamp = entry.created.replace("T", " ")[:19]  # 2026-12-03 05:44:06
+        return [stamp[11:16], f"{stamp[5:10]} {stamp[11:16]}", stamp[:19]][detail] if stamp else ""
+
+    labels = {}
+    for detail in range(3):
+        labels = {e.name: _label(e, when(e, detail)) for e in entries}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    seen: dict[str, int] = {}
+    for name, label in list(labels.items()):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[name] = f"{label} · {name}"
+    return labels
+
+
 def set_entries(entries: list[ModelEntry], set_dir: Path) -> list[ModelEntry]:
     """The registry entries of one model set."""
     return [e for e in entries if e.set_dir == set_dir]

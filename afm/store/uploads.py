@@ -19,15 +19,16 @@ def uploads_dir(models_flag=None) -> Path:
 
 
 def store_upload(data: bytes, filename: str, directory: Path | None = None) -> Path:
-    """Write an uploaded file atomically under a name made of its hash and a cleaned file name."""
+    """Write an uploaded file atomically as `<its hash>/<its cleaned file name>`: the folder keeps two files
+    of one name apart, and the data keeps the name the user gave it."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"{filename}: {len(data) / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit")
     if not data.strip():
         raise DataError(f"{filename}: the file is empty")
-    directory = Path(directory) if directory else uploads_dir()
+    directory = (Path(directory) if directory else uploads_dir()) / hashlib.sha256(data).hexdigest()[:16]
     directory.mkdir(parents=True, exist_ok=True)
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-60:] or "upload.csv"
-    target = directory / f"{hashlib.sha256(data).hexdigest()[:16]}-{clean}"
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-60:].lstrip(".") or "upload.csv"
+    target = directory / clean
     if not target.exists():
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload.")
         with os.fdopen(fd, "wb") as fh:

@@ -30,6 +30,8 @@ class JobState:
     stage: str = ""  # what is training now, where a job trains several models ("FM", "AFM")
     histories: dict = field(default_factory=dict)  # stage -> history, of every stage so far
     warning: str = ""  # finished, but not as hoped (no epoch beat the initialisation)
+    stop_requested: float = 0.0  # when Stop was pressed (time.time()), 0 if never
+    halted: float = 0.0  # when training saw the request and left its loop; saving and measuring follow
 
 
 _RUNNING: "weakref.WeakSet[BackgroundJob]" = weakref.WeakSet()
@@ -69,7 +71,19 @@ class BackgroundJob:
 
     def stop(self) -> None:
         """Ask training to end after the current batch; the best epoch so far is kept."""
+        with self._lock:
+            if not self._state.stop_requested:
+                self._state.stop_requested = time.time()
         self._stop.set()
+
+    def _should_stop(self) -> bool:
+        """What training asks after every batch; the first yes records when it halted."""
+        if not self._stop.is_set():
+            return False
+        with self._lock:
+            if not self._state.halted:
+                self._state.halted = time.time()
+        return True
 
     def wait(self, timeout: float | None = None) -> JobState:
         self._thread.join(timeout)
@@ -83,7 +97,8 @@ class BackgroundJob:
         with self._lock:
             s = self._state
             return JobState(s.status, s.epoch, s.batch, s.batches, list(s.history), s.message, s.path,
-                            s.started, s.finished, s.stage, {k: list(v) for k, v in s.histories.items()})
+                            s.started, s.finished, s.stage, {k: list(v) for k, v in s.histories.items()}, s.warning,
+                            s.stop_requested, s.halted)
 
     def _progress(self, epoch: int, batch: int, batches: int, history: list, stage: str = "") -> None:
         with self._lock:
@@ -103,6 +118,31 @@ class BackgroundJob:
             self._state.finished = time.time()
 
 
+def duration(seconds: float) -> str:
+    """A duration as a person says it: 45 s, 3 min 20 s, 2 h 5 min."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def progress_line(state: JobState, epochs: int | None, now: float | None = None) -> tuple[float, str]:
+    """The fraction done and one line: epoch and batch, time so far, and the time left at this pace (an
+    upper bound: early stopping may end sooner)."""
+    epochs = max(1, epochs or 1)
+    epoch = max(state.epoch, 1)
+    in_epoch = state.batch / state.batches if state.batches else 0.0
+    done = min(1.0, (epoch - 1 + in_epoch) / epochs)
+    elapsed = (now or time.time()) - state.started if state.started else 0.0
+    line = f"epoch {epoch} of {epochs}" + (f", batch {state.batch:,} of {state.batches:,}" if state.batches else "")
+    line += f" · {duration(elapsed)} so far"
+    if done > 0 and elapsed > 0:
+        line += f" · at most about {duration(elapsed * (1 - done) / done)} left"
+    return done, line
+
+
 class TrainingJob(BackgroundJob):
     def __init__(self, dataset: Dataset, kind: str, out: Path, overrides: dict | None = None,
                  pretrain_dir: Path | None = None, seeds: int = 1, null: bool = False):
@@ -120,7 +160,7 @@ class TrainingJob(BackgroundJob):
                 return
             data = permute_labels(self.dataset, self.overrides.get("seed") or 0) if self.null else self.dataset
             trained = train_and_save(data, self.kind, self.out, self.overrides, self.pretrain_dir,
-                                     on_progress=self._progress, should_stop=self._stop.is_set)
+                                     on_progress=self._progress, should_stop=self._should_stop)
             result, path, history = trained.result, trained.path, trained.result.history
             if trained.diverged:
                 status, message = "failed", trained.divergence_message()
@@ -143,7 +183,7 @@ class TrainingJob(BackgroundJob):
             members = train_set(self.dataset, self.kind, self.out, list(range(seed, seed + self.seeds)),
                                 {k: v for k, v in self.overrides.items() if k != "seed"}, self.pretrain_dir,
                                 log=lines.append, null=self.null, on_progress=self._progress,
-                                should_stop=self._stop.is_set)
+                                should_stop=self._should_stop)
             self._finish("finished", f"a set of {len(members)}: " + "; ".join(lines), self.out, [])
         except AFMError as exc:
             self._finish("failed", str(exc), None, [])
@@ -161,7 +201,7 @@ class TaskJob(BackgroundJob):
 
     def _run(self) -> None:
         try:
-            self.result = self.task(**self.settings, on_progress=self._progress, should_stop=self._stop.is_set)
+            self.result = self.task(**self.settings, on_progress=self._progress, should_stop=self._should_stop)
             self._finish("finished", "stopped early: the best epochs so far" if self._stop.is_set() else "", None, [])
         except AFMError as exc:
             self._finish("failed", str(exc), None, [])

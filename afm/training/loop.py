@@ -16,6 +16,7 @@ the model holds its best epoch, as after any other stop.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -226,6 +227,40 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                        stop_reason="diverged" if diverged_message else stop_reason,
                        seconds=time.perf_counter() - started, device=str(device), extra=extra,
                        message=diverged_message or "")
+
+
+def epoch_seconds(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, steps: int = 6) -> float:
+    """About how long one epoch of `train` takes here: `steps` real training steps (the first, which may
+    compile, left out) and one evaluation batch, scaled to the epoch's batches and evaluated rows. The model
+    is changed by the steps: pass a throwaway one. A person is told this before a long run starts."""
+    on_cpu = resolve_device(config.device).type == "cpu"
+    device = resolve_device(config.device)
+    model.to(device)
+    split = dataset.splits["train"]
+    n, batch = len(split), min(config.batch_size, len(split))
+    rows = torch.as_tensor(split.x[np.random.default_rng(0).integers(0, n, batch * steps)], device=device)
+    y = torch.as_tensor(split.y[:batch], device=device).clamp(min=0)
+    optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
+    with threads(threads_for(model.config.step_multiply_adds(batch))) if on_cpu else contextlib.nullcontext():
+        model.train()
+        for step in range(steps):
+            if step == 1:
+                started = time.perf_counter()
+            prediction = model(rows[step * batch:(step + 1) * batch])
+            loss = F.binary_cross_entropy_with_logits(prediction, y[:len(prediction)]) \
+                if model.config.loss == "logistic" else (prediction - y[:len(prediction)]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        per_batch = (time.perf_counter() - started) / max(1, steps - 1)
+        model.eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            model(rows[:batch])
+        per_scored_row = (time.perf_counter() - started) / batch
+    use_sparse_gradients(model, False)
+    scored = len(dataset.splits["validation"]) + min(n, TRAIN_METRIC_ROWS)
+    return per_batch * math.ceil(n / config.batch_size) + per_scored_row * scored
 
 
 # Row updates pay for sorting a batch's ids, dense ones for passes over the whole table. With the one-pass

@@ -21,7 +21,7 @@ from afm.models.inference import evaluate
 from afm.store.checkpoints import LoadedModel, load_model, save_model, update_meta
 from afm.store.importers import import_model
 from afm.training import distributed
-from afm.training.loop import TrainConfig, TrainResult, train
+from afm.training.loop import TrainConfig, TrainResult, epoch_seconds, train
 
 
 class DataChangedWarning(UserWarning):
@@ -189,6 +189,18 @@ def _record_spread(model, dataset: Dataset, path: Path) -> None:
     computed after the model is written and one batch at a time, so it can cost neither the model nor memory."""
     if model.config.family.attention:
         update_meta(path, attention_spread=streamed_attention_spread(model, dataset.splits["validation"].x))
+
+
+LONG_RUN_SECONDS = 600  # a run expected to take longer is announced before it starts
+
+
+def expected_seconds(dataset: Dataset, kind: str, overrides: dict | None = None) -> tuple[float, int]:
+    """(about how long one epoch takes here, the epochs it may run): timed on a throwaway model of the same
+    settings (afm.training.loop.epoch_seconds); early stopping may end the run sooner."""
+    params = run_settings(dataset, kind, overrides)
+    model = make_model(dataset, kind, params)
+    config = TrainConfig(**settings.part(params, "train"))
+    return epoch_seconds(model, dataset, config), config.epochs
 
 
 def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_dir=None, overwrite: bool = False,
