@@ -118,6 +118,9 @@ def show_job():
         trained = state.path.name + ("/seed-0" if job.seeds > 1 else "")
         remember_own(trained)
         st.success(f"{family(job.kind).label} saved as **{state.path.name}** ({state.message}).")
+        if state.halted:
+            st.caption(f"Stop acted {duration(state.halted - state.stop_requested)} after it was pressed (training "
+                       "checks for it after every batch); the best epoch so far was kept.")
         if state.warning:
             st.warning(state.warning[0].upper() + state.warning[1:] + ".")
         if st.button("Explain it: select it in the sidebar", key="select_trained"):

@@ -38,7 +38,7 @@ def current_job(settings: tuple) -> TaskJob:
     if previous is not None and previous.settings_key == settings:
         return previous
     if previous is not None and previous.running:
-        previous.stop()
+        previous.stop()  # said by the page, which stopped it first
     pairs, strength, noise, rows = settings
     job = TaskJob("planted", planted_experiment, planted=list(pairs), strength=strength, noise=noise, rows=rows)
     job.settings_key = settings
@@ -91,6 +91,11 @@ with friendly_errors():
     job = st.session_state.get("planted_job")
     if job is not None and job.settings_key != settings and job.running:
         job.stop()  # a setting changed: the run for the old one is of no use any more
+        st.session_state["planted_superseded"] = job.settings_key
+    superseded = st.session_state.pop("planted_superseded", None)
+    if superseded is not None:
+        st.caption(f"The run for the previous setting (strength {superseded[1]:g}, noise {superseded[2]:g}, "
+                   f"{superseded[3]:,} rows) was stopped: only the newest setting trains.")
     done = finished_results().get(settings)
     shipped = shipped_result(*settings) if done is None else None
     if done is None and shipped is not None and not (job is not None and job.settings_key == settings):

@@ -304,3 +304,29 @@ def test_which_interactions_matter_opens_on_a_set_of_equally_accurate_models(reg
     app = open_page("6_Which_interactions_matter")
     assert app.multiselect(key="which_models").value == [f"wide-afm-set/seed-{s}" for s in range(3)]
     assert "synthetic has no set of equally accurate models" in app.info[0].value
+
+
+def test_a_likely_leak_is_named_on_every_page(registry, tmp_path):
+    """A field that alone predicts the label (a status written after the outcome) is named in the sidebar, so
+    on every page that explains the model."""
+    from afm.data.tabular import load_csv
+    from afm.training.workflows import train_and_save
+
+    rng = np.random.default_rng(0)
+    rows = 1500
+    colour, size = rng.choice(list("rgb"), rows), rng.integers(0, 5, rows)
+    label = (rng.random(rows) < 0.3 + 0.3 * (colour == "r")).astype(int)
+    csv = tmp_path / "refunds.csv"
+    import pandas as pd
+    pd.DataFrame({"colour": colour, "size": size, "refund_status": np.where(label == 1, "paid", "open"),
+                  "label": label}).to_csv(csv, index=False)
+    train_and_save(load_csv(csv, "label"), "fm", registry / "refunds-fm", {"epochs": 2})
+    app = open_page()
+    app.sidebar.selectbox[0].set_value("refunds").run()
+    assert sidebar_choice(app, "Model") == "refunds-fm"
+    for page in (None, "2_Instance_explorer", "4_Attention_across_datasets", "6_Which_interactions_matter"):
+        if page:
+            app.switch_page(f"app_pages/{page}.py").run()
+        assert not app.exception, (page, app.exception)
+        warning = [w.value for w in app.sidebar.warning]
+        assert warning and "Likely leak: refund_status alone predicts the label" in warning[0], page

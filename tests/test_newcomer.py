@@ -169,7 +169,7 @@ def test_the_sidebar_default_is_shipped_or_this_sessions_own():
 def test_progress_says_where_training_is_and_how_long_is_left():
     from afm.training.jobs import JobState, duration, progress_line
 
-    assert [duration(s) for s in (4.4, 200, 7500)] == ["4 s", "3 min 20 s", "2 h 5 min"]
+    assert [duration(s) for s in (0.43, 44.6, 200, 7500)] == ["0.4 s", "45 s", "3 min 20 s", "2 h 5 min"]
     state = JobState(status="running", epoch=3, batch=50, batches=100, started=1000.0)
     done, line = progress_line(state, 10, now=1250.0)
     assert done == pytest.approx(0.25)

@@ -119,8 +119,10 @@ class BackgroundJob:
 
 
 def duration(seconds: float) -> str:
-    """A duration as a person says it: 45 s, 3 min 20 s, 2 h 5 min."""
-    seconds = max(0, int(round(seconds)))
+    """A duration as a person says it: 0.4 s, 45 s, 3 min 20 s, 2 h 5 min."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f} s"
+    seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:

@@ -19,7 +19,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"": "AFM Explorer", "Train": "Train", "Instance_explorer": "Instance explorer", "FM_vs_AFM": "FM vs AFM",
          "Attention_across_datasets": "Attention across datasets", "Planted_interactions": "Planted interactions",
-         "Which_interactions_matter": "Which interactions matter?"}
+         "Which_interactions_matter": "Which interactions matter?", "Published_results": "Published results"}
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here "
                                                           "(.ci/run installs it with apt-get where it can)")
@@ -64,14 +64,18 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +111,9 @@ def test_every_page_opens_without_error(server, page, shots, path, title):
     page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
     if path in ("", "Instance_explorer", "FM_vs_AFM", "Planted_interactions", "Which_interactions_matter"):
         assert page.locator(".js-plotly-plot, [data-testid='stLatex'], .katex").count() > 0
-    if path == "Planted_interactions":  # its background training finishes and is explained on the page
-        page.get_by_text("Planted pairs in AFM").first.wait_for(timeout=180_000)
-        settle(page)
-        assert_no_error(page, "planted, trained")
+    if path == "Planted_interactions":  # the default experiment is the shipped models': explained at once
+        page.get_by_text("Planted pairs in AFM").first.wait_for(timeout=60_000)
+        assert_no_error(page, "planted, shown")
 
 
 def test_training_from_the_train_page(server, page, shots):
@@ -125,7 +128,9 @@ def test_training_from_the_train_page(server, page, shots):
     settle(page)
     page.screenshot(path=str(shots / "train-selected.png"), full_page=True)
     sidebar = page.locator('[data-testid="stSidebar"]').inner_html()
-    assert "synthetic-fm-20" in sidebar  # the new model is what the pages now explain
+    model = sidebar.split(">Model<")[1].split(">Baseline<")[0]  # the Model box, as drawn
+    assert "synthetic · FM · " in model and "shipped" not in model  # the new model, by a name a person reads
+    assert "synthetic-fm-20" not in sidebar  # a person reads, no time stamp and hash; the pages now explain it
 
 
 UPLOAD_PROBLEMS = {  # the bad-input corpus, uploaded through the Train page as a user would
@@ -193,3 +198,134 @@ def test_importing_a_pytorch_fm_model_from_the_train_page(server, page, shots, t
     assert_no_error(page, "import")
     assert page.get_by_text("dropped afm.projection.bias").count() > 0
     page.screenshot(path=str(shots / "import-finished.png"), full_page=True)
+
+
+def full_page_shot(page, path: Path, width: int) -> None:
+    """The whole page, not the first screen: Streamlit scrolls an inner container, so the window is made as
+    tall as its content first."""
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], section')]"
+                           ".map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 16000)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": width, "height": 900})
+
+
+CHART_TITLES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].map(chart => {
+    const box = chart.closest('[data-testid="stElementContainer"]');
+    const title = box && box.previousElementSibling;
+    const t = title ? title.getBoundingClientRect() : null, c = chart.getBoundingClientRect();
+    const bar = chart.querySelector('.modebar-container');
+    const b = bar ? bar.getBoundingClientRect() : null;
+    return {inside: [...chart.querySelectorAll('.gtitle')].filter(e => e.textContent.trim()).length, text: title ? title.textContent : '',
+            left: t && t.left, right: t && t.right, bottom: t && t.bottom, chart_top: c.top, chart_width: c.width,
+            bar_top: b && b.height ? b.top : null};
+})"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_every_page_at_desktop_and_phone_width_with_its_chart_titles_in_view(server, browser_page, shots, width):
+    """A walk of every page, full-page screenshots kept (AFM_SCREENSHOT_DIR); every chart's title is drawn above
+    the chart, inside the window and clear of Plotly's toolbar (at 390 px the toolbar covered every title)."""
+    page = browser_page(width)
+    for path, title in PAGES.items():
+        page.goto(f"{server}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
+        settle(page)
+        assert_no_error(page, f"{path or 'home'} at {width} px")
+        charts = page.evaluate(CHART_TITLES)
+        for chart in charts:
+            assert chart["inside"] == 0, f"{path}: a title drawn inside a chart, under its toolbar"
+            assert chart["text"].strip(), f"{path}: a chart without a title above it"
+            assert 0 <= chart["left"] and chart["right"] <= width + 1, f"{path}: {chart['text']!r} is cut at {width} px"
+            assert chart["bottom"] <= chart["chart_top"] + 1 and (chart["bar_top"] is None
+                                                                  or chart["bar_top"] >= chart["bottom"] - 1)
+        if path in ("", "Instance_explorer", "FM_vs_AFM", "Planted_interactions", "Which_interactions_matter"):
+            assert charts, f"{path}: no chart"
+        full_page_shot(page, shots / f"walk-{width}-{path or 'home'}.png", width)
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser):
+    """A page of a given width of its own (the module's page keeps its width)."""
+    pages = {}
+
+    def at(width: int):
+        if width not in pages:
+            pages[width] = browser.new_page(viewport={"width": width, "height": 900})
+        return pages[width]
+
+    return at
+
+
+def test_home_names_the_planted_pairs(server, page):
+    page.goto(server)
+    headline = page.locator("h4").filter(has_text="strongest interactions").first
+    headline.wait_for(timeout=120_000)
+    assert "app_category x daytime and user_group x weather, are exactly the pairs planted in this data" in \
+        headline.inner_text()
+    settle(page)
+    legend = page.locator('[data-testid="stPlotlyChart"]').first.inner_text()
+    assert "planted in the data" in legend  # the planted pairs have their own colour, named
+
+
+def test_fm_vs_afm_on_other_data_shows_no_frappe_number(server, page):
+    page.goto(f"{server}/FM_vs_AFM")
+    page.get_by_role("heading", name="FM vs AFM").first.wait_for(timeout=120_000)
+    settle(page)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "On the test split, AFM is better than FM by RMSE" in text
+    assert "frappe" not in text.lower() and "tuned FM" not in text
+
+
+def test_an_upload_with_an_index_column_trains_without_it_and_says_so(server, page, shots, tmp_path):
+    from test_newcomer import titanic_like
+
+    csv = titanic_like(tmp_path / "titanic.csv")
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("your CSV file").click()
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
+    settle(page)
+    for name in ("Unnamed: 0", "PassengerId", "Name"):
+        page.get_by_text(f"Left out '{name}'", exact=False).first.wait_for(timeout=60_000)
+    assert page.get_by_text("titanic: 5 fields", exact=False).count() > 0  # Pclass, Sex, Age, Fare, Embarked
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("saved as").wait_for(timeout=180_000)
+    settle(page)
+    assert_no_error(page, "titanic trained")
+    page.screenshot(path=str(shots / "titanic-trained.png"), full_page=True)
+
+
+def test_a_slider_move_stops_the_previous_planted_run(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # a session of its own
+    page.goto(f"{server}/Planted_interactions")
+    page.get_by_text("Planted pairs in AFM").first.wait_for(timeout=120_000)  # the shipped default, at once
+    settle(page)
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first  # strength
+    for _ in range(2):  # two moves: the first starts a run, the second makes it stale
+        slider.focus()
+        slider.press("ArrowRight")
+        page.wait_for_timeout(1500)
+    page.get_by_text("The run for the previous setting (strength 1.1", exact=False).first.wait_for(timeout=60_000)
+    assert page.get_by_text("only the newest setting trains", exact=False).count() > 0
+
+
+def test_stop_acts_within_two_seconds(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # a session of its own: synthetic data
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("Hyperparameters").first.click()
+    epochs = page.get_by_label("epochs", exact=True).first
+    epochs.fill("2000")
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("epoch 3 of 2000", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Stop and keep the best epoch").click()
+    said = page.get_by_text("Stop acted", exact=False).first
+    said.wait_for(timeout=120_000)
+    seconds = float(said.inner_text().split("Stop acted ")[1].split(" s ")[0])
+    assert seconds < 2.0, said.inner_text()
+    assert page.get_by_text("saved as").count() > 0
