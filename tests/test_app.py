@@ -330,3 +330,30 @@ def test_a_likely_leak_is_named_on_every_page(registry, tmp_path):
         assert not app.exception, (page, app.exception)
         warning = [w.value for w in app.sidebar.warning]
         assert warning and "Likely leak: refund_status alone predicts the label" in warning[0], page
+
+
+def test_the_previous_job_is_cleared_when_the_data_changes(registry):
+    """A finished run on synthetic data, then wide data chosen: its result and its "Explain it" (which would
+    select a model of the other data) are gone."""
+    app = open_page("1_Train")
+    app.number_input(key="hp_synthetic_fm_epochs").set_value(1).run()
+    app.button(key="start_training").click().run()
+    app.session_state["job"].wait(120)
+    app.run()
+    assert any("saved as" in s.value for s in app.success)
+    app.radio(key="train_data").set_value("wide").run()
+    assert not app.exception and not app.success and "job" not in app.session_state
+    assert not [b for b in app.button if b.key == "select_trained"]
+
+
+def test_a_run_expected_to_take_over_ten_minutes_is_announced(registry, shared_data, monkeypatch):
+    monkeypatch.setenv("AFM_DATA_DIR", str(shared_data))
+    app = open_page("1_Train")
+    app.radio(key="train_data").set_value("frappe").run()
+    app.radio(key="train_kind").set_value("afm").run()  # the paper's preset: k = t = 256, 100 epochs
+    assert not app.exception
+    warning = next(w.value for w in app.warning if "more than 10 minutes" in w.value)
+    assert warning.startswith("About ") and "for 100 epochs" in warning
+    app.radio(key="train_kind").set_value("lr").run()
+    assert not [w for w in app.warning if "more than 10 minutes" in w.value]
+    assert any(c.value.startswith("About ") and "for 100 epochs" in c.value for c in app.caption)

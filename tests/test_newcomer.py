@@ -237,3 +237,13 @@ def test_the_default_planted_experiment_is_shipped():
     assert result.precision.set_index("ranking").loc["attention", "precision"] == 1.0
     assert result.afm_rmse < result.fm_rmse and len(result.histories["AFM"]) > 1
     assert shipped_planted(DEFAULT_PLANTED, strength=1.5) is None and shipped_planted(DEFAULT_PLANTED, rows=5000) is None
+
+
+def test_captions_show_text_as_written_and_a_zero_change_is_neutral():
+    import ui
+
+    assert ui.plain("a_ij * p^T(v_i*v_j) [x]") == r"a\_ij \* p^T\(v\_i\*v\_j\) \[x\]"
+    assert ui.delta_colour(0.0004, lower_is_better=True) == "off"  # rounds to +0.0%: no green arrow
+    assert ui.delta_colour(-0.134, lower_is_better=True) == "inverse"
+    assert ui.delta_colour(0.0008, lower_is_better=False, clear=False) == "off"  # its interval includes 0
+    assert ui.delta_colour(0.02, lower_is_better=False) == "normal"
