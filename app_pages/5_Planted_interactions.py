@@ -5,7 +5,8 @@ from afm.data.synthetic import DEFAULT_PLANTED, FIELDS
 from afm.experiments.teaching import planted_experiment, planted_truth, shipped_planted
 from afm.explain import charts
 from afm.explain.parts import field_pairs
-from afm.training.jobs import TaskJob
+from afm.models.families import hyperparameters
+from afm.training.jobs import TaskJob, progress_line
 from ui import delta_colour, friendly_errors, show_chart, show_table
 
 st.title("Planted interactions")
@@ -71,9 +72,8 @@ def watch(job: TaskJob) -> None:
     if not job.running:
         st.rerun(scope="app")
     stage = state.stage or "FM"
-    st.progress(min(1.0, state.batch / state.batches) if state.batches else 0.0,
-                text=f"Training {stage} (FM first, then AFM): epoch {max(state.epoch, 1)}, early stopping on "
-                     f"validation")
+    done, line = progress_line(state, hyperparameters("synthetic", stage.lower())["epochs"])
+    st.progress(done, text=f"Training {stage} (FM first, then AFM; early stopping on validation): {line}")
     if st.button("Stop and show the best epochs so far", key="planted_stop"):
         job.stop()
     if any(len(h) > 1 for h in state.histories.values()):

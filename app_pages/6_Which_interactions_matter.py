@@ -10,7 +10,7 @@ from afm.explain import charts
 from afm.explain.agreement import FAST_MEASURES, MEASURES
 from afm.explain.interactions import interactions, pair_term_view, view_correlations
 from afm.store.registry import new_model_path
-from afm.training.jobs import TaskJob, TrainingJob
+from afm.training.jobs import TaskJob, TrainingJob, progress_line
 from ui import (
     compare_entries,
     entries,
@@ -92,7 +92,8 @@ def offer_null_training() -> None:
     job = st.session_state.get("null_job")
     if job is not None and job.running:
         state = job.snapshot()
-        st.progress(min(1.0, state.epoch / max(1, job.epochs or 1)), text=f"Training the null set: {state.message or 'running'}")
+        done, line = progress_line(state, job.epochs)
+        st.progress(done, text=f"Training the null set (3 seeds, one after another): {line}")
         if st.button("Stop", key="null_stop"):
             job.stop()
         return

@@ -58,6 +58,8 @@ def test_row_ids_are_left_out_of_a_table_and_said(tmp_path):
     ("step", [str(3 * i + 7) for i in range(30)], True),  # a counter
     ("ticket", [f"T-{i * 7919 % 1000}" for i in range(30)], True),  # text, every value different
     ("fare", [f"{np.sin(i) * 40 + 50:.4f}" for i in range(30)], False),  # a measurement: binned, not an id
+    ("cents", [str((i * 7919) % 30 * 1000 + 17) for i in range(30)], False),  # whole, distinct, not packed: an amount
+    ("passenger", [str((i * 7) % 30 + 1) for i in range(30)], True),  # 1..30 shuffled: ids
     ("age", [str(20 + i % 7) for i in range(30)], False), ("n", [str(i) for i in range(5)], False),  # few rows
 ])
 def test_what_counts_as_a_row_id(name, values, flagged):

@@ -217,7 +217,8 @@ def test_a_batch_larger_than_the_training_rows_is_capped():
 
 def test_csv_columns_of_denormal_or_huge_numbers_load(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"tiny": [5e-324 * i for i in range(300)], "huge": [2**63 + 4096 * i for i in range(300)],
+    order = rng.permutation(300)  # values in no row order: a column that only increases is a counter (row id)
+    frame = pd.DataFrame({"tiny": [5e-324 * int(i) for i in order], "huge": [2**63 + 4096 * int(i) for i in order],
                           "b": rng.integers(0, 3, 300), "y": rng.integers(0, 2, 300)})
     frame.to_csv(tmp_path / "odd.csv", index=False)
     data = load_csv(tmp_path / "odd.csv", "y")

@@ -19,8 +19,9 @@ MIN_ROWS = 20  # fewer rows say too little about uniqueness or order
 def row_identifier(values: pd.Series, name: str) -> str | None:
     """Why a column identifies rows rather than describes them, or None. Reasons: named like an index;
     named like an id with nearly every value distinct; whole numbers strictly monotone over the rows, like a
-    counter; every value distinct, for text or whole numbers (numbers with decimals, or inf, are a
-    measurement: binned or refused later, never flagged)."""
+    counter; every value distinct, for text, or for whole numbers packed like ids (1..N in any order: an
+    amount distinct in every row is a measurement; numbers with decimals, or inf, are binned or refused
+    later, never flagged)."""
     if INDEX_NAME.match(str(name).strip()):
         return "named like a row index"
     rows = len(values)
@@ -38,7 +39,8 @@ def row_identifier(values: pd.Series, name: str) -> str | None:
         steps = np.diff(array)
         if (steps > 0).all() or (steps < 0).all():
             return "whole numbers that only increase (or only decrease) from row to row, like a counter"
-    if distinct == rows and (integers or not parsed):
+    dense = integers and array.max() - array.min() + 1 <= 2 * rows  # ids 1..N in any order, not amounts
+    if distinct == rows and (dense or not parsed):
         return f"a different value in every one of its {rows:,} rows"
     return None
 

@@ -32,6 +32,7 @@ class JobState:
     warning: str = ""  # finished, but not as hoped (no epoch beat the initialisation)
     stop_requested: float = 0.0  # when Stop was pressed (time.time()), 0 if never
     halted: float = 0.0  # when training saw the request and left its loop; saving and measuring follow
+    stage_started: float = 0.0  # when the current stage began (a job of several models times each alone)
 
 
 _RUNNING: "weakref.WeakSet[BackgroundJob]" = weakref.WeakSet()
@@ -98,10 +99,12 @@ class BackgroundJob:
             s = self._state
             return JobState(s.status, s.epoch, s.batch, s.batches, list(s.history), s.message, s.path,
                             s.started, s.finished, s.stage, {k: list(v) for k, v in s.histories.items()}, s.warning,
-                            s.stop_requested, s.halted)
+                            s.stop_requested, s.halted, s.stage_started)
 
     def _progress(self, epoch: int, batch: int, batches: int, history: list, stage: str = "") -> None:
         with self._lock:
+            if stage != self._state.stage or not self._state.stage_started:
+                self._state.stage_started = time.time()
             self._state.epoch, self._state.batch, self._state.batches = epoch, batch, batches
             self._state.history, self._state.stage = list(history), stage
             if stage:
@@ -137,7 +140,8 @@ def progress_line(state: JobState, epochs: int | None, now: float | None = None)
     epoch = max(state.epoch, 1)
     in_epoch = state.batch / state.batches if state.batches else 0.0
     done = min(1.0, (epoch - 1 + in_epoch) / epochs)
-    elapsed = (now or time.time()) - state.started if state.started else 0.0
+    began = state.stage_started or state.started  # this stage's pace, where a job trains several models
+    elapsed = (now or time.time()) - began if began else 0.0
     line = f"epoch {epoch} of {epochs}" + (f", batch {state.batch:,} of {state.batches:,}" if state.batches else "")
     line += f" · {duration(elapsed)} so far"
     if done > 0 and elapsed > 0:
