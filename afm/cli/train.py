@@ -118,8 +118,10 @@ def cmd_train(args) -> int:
     result, path = trained.result, trained.path
     print(f"{chosen.label}{' (null: labels permuted)' if args.permute_labels else ''} best epoch {result.best_epoch} ({result.stop_reason}, {result.seconds:.1f}s on "
           f"{result.device}): {metrics_line(result.best_row)}")
+    chosen_threads = result.extra.get("threads")  # CPU runs only
     print(f"time: steps {result.extra['step_seconds']:.1f}s, evaluation {result.extra['evaluation_seconds']:.1f}s "
-          f"(train metrics on {result.extra['train_metrics_rows']:,} rows, validation whole)")
+          f"(train metrics on {result.extra['train_metrics_rows']:,} rows, validation whole)"
+          + (f"; threads {chosen_threads['count']} ({chosen_threads['reason']})" if chosen_threads else ""))
     spread = read_meta(path).get("attention_spread")
     if spread is not None:
         print(describe_spread(spread, trained.model.config) + " (validation split)")

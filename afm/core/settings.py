@@ -96,6 +96,8 @@ SETTINGS = (
     S("seed", int, "train", 0, "random seed of initialisation, order and dropout", low=0, widget=False),
     S("device", str, "train", "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
       pattern=r"auto|cpu|mps|cuda(:[0-9]+)?", widget=False),
+    S("threads", int, "train", 0, "CPU threads for training; 0: chosen when the run starts, one for small work, else "
+      "the cores other processes leave idle (the choice and its reason go to model.json)", low=0, widget=False),
     # start: how a model starts from a trained one of the family it can start from (--pretrain)
     S("p_start", str, "start", "ones",
       "with --pretrain: start p at ones (the authors'), at the number of pairs, or 'fm': p at the number of "
@@ -108,7 +110,7 @@ del S
 BY_NAME = {s.name: s for s in SETTINGS}
 RESULTS_SETTINGS = tuple(s.name for s in SETTINGS if s.in_results)
 # Every family takes these: how it is trained and on what loss. A family declares the rest it takes.
-COMMON = ("loss", "epochs", "batch_size", "lr", "optimizer", "patience", "seed", "device")
+COMMON = ("loss", "epochs", "batch_size", "lr", "optimizer", "patience", "seed", "device", "threads")
 
 
 def default(name: str):

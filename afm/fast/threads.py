@@ -10,7 +10,9 @@ would use, so OMP_NUM_THREADS and torch.set_num_threads still cap everything.
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 from contextlib import contextmanager
 
 import torch
@@ -23,6 +25,49 @@ DEFAULT = torch.get_num_threads()  # what this process may use (OMP_NUM_THREADS,
 
 def threads_for(work: int) -> int:
     return 1 if work < SMALL_WORK else DEFAULT
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(every core's busy seconds, this process's CPU seconds) now, from /proc; None elsewhere."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and waiting for I/O
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return (sum(fields[:8]) - idle) / ticks, own.user + own.system
+
+
+def busy_cores(window: float = 0.3) -> float | None:
+    """How many cores other processes kept busy over `window` seconds; None where it cannot be read."""
+    before = _cpu_seconds()
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _cpu_seconds()
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / window)
+
+
+def choose_threads(work: int, requested: int = 0) -> tuple[int, str]:
+    """The thread count for a training run and why: `requested` where it is set; one thread for small work
+    (below SMALL_WORK multiply-adds a step); else the cores that other processes leave idle when the run
+    starts. Beside one busy process, two threads waited on the busy core at every operation: the headline
+    model trained 2.0x faster on one (docs/performance.md). A run's bits depend on its thread count, so the
+    count and the reason are recorded with the model; `--threads N` repeats a run exactly."""
+    if requested:
+        count = max(1, min(requested, DEFAULT))
+        return count, f"--threads {requested}" + (f" (at most {DEFAULT} in this process)" if count < requested else "")
+    if work < SMALL_WORK:
+        return 1, "small work: one thread is fastest"
+    busy = busy_cores()
+    if busy is None:
+        return DEFAULT, "large work; the load could not be read here"
+    idle = max(1, min(DEFAULT, round(os.cpu_count() - busy)))
+    if idle < DEFAULT:
+        return idle, f"large work, {busy:.1f} of {os.cpu_count()} cores busy with other processes at the start"
+    return DEFAULT, f"large work, the cores idle at the start ({busy:.1f} busy)"
 
 
 _changing = threading.Lock()

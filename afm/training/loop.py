@@ -33,7 +33,7 @@ from afm.core.metrics import selection_metric
 from afm.data.dataset import Dataset
 from afm.data.permuted import is_null
 from afm.fast.optim import RowAdagrad
-from afm.fast.threads import threads, threads_for
+from afm.fast.threads import choose_threads, threads, threads_for
 from afm.models.inference import evaluate
 from afm.training import distributed
 
@@ -51,6 +51,7 @@ class TrainConfig:
     patience: int = settings.default("patience")
     seed: int = 0
     device: str = "auto"
+    threads: int = 0  # 0: chosen when the run starts (afm.fast.threads.choose_threads)
 
     def __post_init__(self):
         for name, value in self.to_dict().items():
@@ -123,12 +124,16 @@ ProgressCallback = Callable[[int, int, int, list], None]  # (epoch, batch, batch
 def train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
           on_progress: ProgressCallback | None = None, should_stop: Callable[[], bool] | None = None,
           show_progress: bool = False) -> TrainResult:
-    """Train in place; the model ends holding the weights of its best validation epoch. Small models train
-    on one CPU thread (afm.fast.threads: far faster when another process holds a core)."""
+    """Train in place; the model ends holding the weights of its best validation epoch. On a CPU the thread
+    count is chosen when the run starts (afm.fast.threads.choose_threads: one for small work, else the cores
+    other processes leave idle) unless `config.threads` names one; the count and why are in `result.extra`."""
     if resolve_device(config.device).type != "cpu":
         return _train(model, dataset, config, on_progress, should_stop, show_progress)
-    with threads(threads_for(model.config.step_multiply_adds(config.batch_size))):
-        return _train(model, dataset, config, on_progress, should_stop, show_progress)
+    count, reason = choose_threads(model.config.step_multiply_adds(config.batch_size), config.threads)
+    with threads(count):
+        result = _train(model, dataset, config, on_progress, should_stop, show_progress)
+    result.extra["threads"] = {"count": count, "reason": reason}
+    return result
 
 
 def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_progress, should_stop,
