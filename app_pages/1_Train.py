@@ -189,11 +189,10 @@ with friendly_errors():
         say_expected(dataset, source, kind, params)
         if st.button("Train", type="primary", disabled=running, key="start_training"):
             out = new_model_path(None, dataset.name, kind + ("-set" if seeds > 1 else ""))
-            job = TrainingJob(dataset, kind, out, params, pretrain, seeds=seeds)
-            job.source = source
-            st.session_state["job"] = job.start()
+            st.session_state["job"] = TrainingJob(dataset, kind, out, params, pretrain, seeds=seeds).start()
 previous = st.session_state.get("job")
-if previous is not None and not previous.running and getattr(previous, "source", None) != source:
+if previous is not None and not previous.running and (dataset is None
+                                                      or previous.dataset.fingerprint != dataset.fingerprint):
     del st.session_state["job"]  # trained on other data: its result and its "Explain it" belong to that data
 if st.session_state.get("job") is not None and st.session_state["job"].running:
     watch_job()

@@ -36,15 +36,20 @@ def current_job(settings: tuple) -> TaskJob:
     """This browser session's run for these settings; the run of settings it replaces is stopped (moving a
     slider five times trains one model pair, not five)."""
     previous = st.session_state.get("planted_job")
-    if previous is not None and previous.settings_key == settings:
+    if previous is not None and key(previous) == settings:
         return previous
     if previous is not None and previous.running:
         previous.stop()  # said by the page, which stopped it first
     pairs, strength, noise, rows = settings
     job = TaskJob("planted", planted_experiment, planted=list(pairs), strength=strength, noise=noise, rows=rows)
-    job.settings_key = settings
     st.session_state["planted_job"] = job.start()
     return job
+
+
+def key(job: TaskJob) -> tuple:
+    """The settings a run was started with, in the form the page keys its results by."""
+    arguments = job.settings
+    return (tuple(tuple(p) for p in arguments["planted"]), arguments["strength"], arguments["noise"], arguments["rows"])
 
 
 def show_result(result, note: str = "") -> None:
@@ -89,16 +94,16 @@ with friendly_errors():
                                    "planted strength"), "planted_truth")
     settings = (tuple(tuple(p) for p in planted), strength, noise, rows)
     job = st.session_state.get("planted_job")
-    if job is not None and job.settings_key != settings and job.running:
+    if job is not None and key(job) != settings and job.running:
         job.stop()  # a setting changed: the run for the old one is of no use any more
-        st.session_state["planted_superseded"] = job.settings_key
+        st.session_state["planted_superseded"] = key(job)
     superseded = st.session_state.pop("planted_superseded", None)
     if superseded is not None:
         st.caption(f"The run for the previous setting (strength {superseded[1]:g}, noise {superseded[2]:g}, "
                    f"{superseded[3]:,} rows) was stopped: only the newest setting trains.")
     done = finished_results().get(settings)
     shipped = shipped_result(*settings) if done is None else None
-    if done is None and shipped is not None and not (job is not None and job.settings_key == settings):
+    if done is None and shipped is not None and not (job is not None and key(job) == settings):
         show_result(shipped, "Shown at once: the shipped FM and AFM were trained on exactly this data (the "
                              "synthetic default; AFM from FM's embeddings, as the paper does). Change a setting "
                              "to train new ones, or train these here (FM, then AFM from scratch, about a minute).")

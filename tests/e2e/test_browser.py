@@ -134,6 +134,16 @@ def test_training_from_the_train_page(server, page, shots):
     assert "synthetic-fm-20" not in sidebar  # a person reads, no time stamp and hash; the pages now explain it
 
 
+def upload_on_the_train_page(server, page, path) -> None:
+    """Open the Train page, choose "your CSV file" and upload `path`, as a user would."""
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("your CSV file").click()
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+    settle(page)
+
+
 UPLOAD_PROBLEMS = {  # the bad-input corpus, uploaded through the Train page as a user would
     "nan_target.csv": "not a finite number", "inf_feature.csv": "is infinite", "single_row.csv": "1 data row(s)",
     "one_field.csv": "1 feature column(s)", "duplicate_headers.csv": "duplicate column name",
@@ -143,12 +153,7 @@ UPLOAD_PROBLEMS = {  # the bad-input corpus, uploaded through the Train page as 
 
 @pytest.mark.parametrize("name, message", UPLOAD_PROBLEMS.items())
 def test_a_bad_upload_gets_a_readable_message_and_the_app_keeps_working(server, page, shots, name, message):
-    page.goto(f"{server}/Train")
-    settle(page)
-    page.get_by_text("your CSV file").click()
-    settle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(ROOT / "tests/data/bad" / name))
-    settle(page)
+    upload_on_the_train_page(server, page, ROOT / "tests/data/bad" / name)
     alerts = page.locator('[data-testid="stAlertContentError"]')
     alerts.first.wait_for(timeout=60_000)
     assert message in alerts.first.inner_text()
@@ -165,12 +170,7 @@ def test_a_good_upload_offers_its_columns(server, page, tmp_path):
     csv = tmp_path / "clicks.csv"
     pd.DataFrame({"site": rng.choice(["a", "b", "c"], 200), "hour": rng.integers(0, 24, 200),
                   "clicked": rng.integers(0, 2, 200)}).to_csv(csv, index=False)
-    page.goto(f"{server}/Train")
-    settle(page)
-    page.get_by_text("your CSV file").click()
-    settle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
-    settle(page)
+    upload_on_the_train_page(server, page, csv)
     assert_no_error(page, "good upload")
     assert page.get_by_text("Target column").count() > 0
     # what was decided about each column is said, and the types can be chosen
@@ -283,12 +283,7 @@ def test_an_upload_with_an_index_column_trains_without_it_and_says_so(server, pa
     from test_newcomer import titanic_like
 
     csv = titanic_like(tmp_path / "titanic.csv")
-    page.goto(f"{server}/Train")
-    settle(page)
-    page.get_by_text("your CSV file").click()
-    settle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
-    settle(page)
+    upload_on_the_train_page(server, page, csv)
     for name in ("Unnamed: 0", "PassengerId", "Name"):
         page.get_by_text(f"Left out '{name}'", exact=False).first.wait_for(timeout=60_000)
     assert page.get_by_text("titanic: 5 fields", exact=False).count() > 0  # Pclass, Sex, Age, Fare, Embarked
