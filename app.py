@@ -117,8 +117,9 @@ def home():
     with friendly_errors():
         formula()
     st.subheader("What each page answers")
-    for page, question in PAGES[1:]:
-        st.page_link(page, label=f"**{page.title}**: {question}", icon=page.icon)
+    for page, question in PAGES[1:]:  # the question beneath the link: a link does not wrap on a phone
+        st.page_link(page, label=f"**{page.title}**", icon=page.icon)
+        st.caption(question)
     with st.expander("Models in the registry"):
         show_registry_problems()
         show_table(registry_table(entries()), "models", "Saved models, newest first; shipped models last.")
