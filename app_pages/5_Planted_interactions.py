@@ -21,10 +21,20 @@ noise = middle.slider("Noise", 0.0, 2.0, 0.3, 0.1, key="planted_noise")
 rows = right.select_slider("Rows", [5000, 10000, 20000, 40000], value=20000, key="planted_rows")
 
 
+KEPT_RESULTS = 16  # finished settings kept for every session; each holds an explained test split
+
+
 @st.cache_resource(show_spinner=False)
 def finished_results() -> dict:
     """Finished experiments by setting, shared by every browser session: a setting seen before shows at once."""
     return {}
+
+
+def keep_result(settings: tuple, result) -> None:
+    kept = finished_results()
+    kept[settings] = result
+    while len(kept) > KEPT_RESULTS:  # the oldest first: dicts keep insertion order
+        kept.pop(next(iter(kept)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,5 +130,5 @@ with friendly_errors():
             st.error(f"Training failed: {job.snapshot().message}")
         else:
             if not job.snapshot().stop_requested:
-                finished_results()[settings] = job.result  # a stopped run is not the setting's result
+                keep_result(settings, job.result)  # a stopped run is not the setting's result
             show_result(job.result, job.snapshot().message)
