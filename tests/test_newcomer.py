@@ -95,9 +95,14 @@ def test_a_field_that_alone_predicts_the_label_is_named_a_likely_leak(tmp_path):
     assert table.field[0] == "refund_status" and table.likely_leak[0] and table.auc_alone[0] > 0.99
     assert not table.likely_leak[1:].any()
     assert "refund_status alone predicts the label" in leak_sentence(table, 0.999)
-    # a field with a large share of the model's lift is named too; the same field against a far better model is not
-    shared = likely_leaks(data, model_auc=0.6)
-    assert shared.set_index("field").loc["colour", "share_of_model"] > 0.95 or shared.likely_leak.sum() >= 1
+    # a field with nearly all of the model's lift over chance is named too; the same field beside a far better
+    # model is not
+    colour_auc = table.set_index("field").loc["colour", "auc_alone"]
+    assert 0.55 < colour_auc < 0.9
+    close = likely_leaks(data, model_auc=0.5 + (colour_auc - 0.5) / 0.97).set_index("field")  # 97% of its lift
+    assert close.loc["colour", "share_of_model"] >= 0.95 and close.loc["colour", "likely_leak"]
+    far = likely_leaks(data, model_auc=0.5 + 2 * (colour_auc - 0.5)).set_index("field")
+    assert far.loc["colour", "share_of_model"] == pytest.approx(0.5) and not far.loc["colour", "likely_leak"]
 
 
 @pytest.mark.parametrize("source", ["synthetic", "wide"])

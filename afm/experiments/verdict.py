@@ -328,11 +328,17 @@ def blockers(results: dict) -> list[str]:
     return found
 
 
-def _claim(c: dict, metric: str, against: str) -> str:
+def _outcome(c: dict, metric: str) -> str:
+    """What a comparison's verdict interval says, in words: is better than, is worse than, or cannot be told
+    apart from (the interval holds zero). Lower is better but for AUC."""
     better = c["verdict_high"] < 0 if metric != "auc" else c["verdict_low"] > 0
     worse = c["verdict_low"] > 0 if metric != "auc" else c["verdict_high"] < 0
-    word = "is better than" if better else "is worse than" if worse else "cannot be told apart from"
-    size = f" by {abs(c['relative']):.1%}" if better or worse else f" ({c['relative']:+.1%})"
+    return "is better than" if better else "is worse than" if worse else "cannot be told apart from"
+
+
+def _claim(c: dict, metric: str, against: str) -> str:
+    word = _outcome(c, metric)
+    size = f" by {abs(c['relative']):.1%}" if word != "cannot be told apart from" else f" ({c['relative']:+.1%})"
     return (f"{word} {against}{size} (test {VERDICT_METRICS[metric]} difference {c['mean_difference']:+.4f}, "
             f"interval [{c['verdict_low']:+.4f}, {c['verdict_high']:+.4f}] from the {c['interval_used']})")
 
@@ -383,10 +389,7 @@ def verdict_words(results: dict) -> str:
     metric, comparisons = _headline(results)
     parts = []
     for (name, baseline), c in comparisons.items():
-        better = c["verdict_high"] < 0 if metric != "auc" else c["verdict_low"] > 0
-        worse = c["verdict_low"] > 0 if metric != "auc" else c["verdict_high"] < 0
-        word = "is better than" if better else "is worse than" if worse else "cannot be told apart from"
-        parts.append(f"{IN_WORDS.get(name, name)} {word} {IN_WORDS.get(baseline, baseline)}")
+        parts.append(f"{IN_WORDS.get(name, name)} {_outcome(c, metric)} {IN_WORDS.get(baseline, baseline)}")
     text = f"By test {VERDICT_METRICS[metric]}: " + "; ".join(parts) + "."
     if blockers(results):
         return "No verdict: a check failed (below), so this is what the runs gave, not a result. " + text

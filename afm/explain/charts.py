@@ -123,7 +123,7 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
 
 
 def waterfall_range(values: list[float], room: float = 0.18) -> list[float]:
-    """A y range holding every running total of a waterfall (its last value is the total) and, beyond
+    """The value axis's range for a waterfall (its last value is the total): every running total and, beyond
     them, room for the value labels drawn outside the bars, so no label is cut at any value."""
     steps = np.cumsum(values[:-1])
     levels = np.concatenate([[0.0], steps, [values[-1]]])

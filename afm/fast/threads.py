@@ -4,9 +4,10 @@ PyTorch's intra-op threads wait for each other at every operation. When another 
 browser beside the app, a second training run), a small operation on two threads waits for the busy core
 and gets much slower than on one: measured on a 2-core machine with one other busy process, a wide-data FM
 epoch took 12.4 s on two threads and 0.1 s on one (docs/performance.md). Small work therefore runs on one
-thread; large work keeps PyTorch's default, where splitting pays. Training decides it once per run;
-explaining one instance took the same 0.5 ms either way, so explanations leave the count alone. Only ever fewer threads than PyTorch
-would use, so OMP_NUM_THREADS and torch.set_num_threads still cap everything.
+thread; large work takes the cores other processes leave idle (`choose_threads`). Training decides it
+once per run; explaining one instance took the same 0.5 ms either way, so explanations leave the count
+alone. Only ever fewer threads than PyTorch would use, so OMP_NUM_THREADS and torch.set_num_threads still
+cap everything.
 """
 from __future__ import annotations
 
@@ -21,10 +22,6 @@ import torch
 # operations are long enough that a second thread pays even when it has to wait now and then.
 SMALL_WORK = 50_000_000
 DEFAULT = torch.get_num_threads()  # what this process may use (OMP_NUM_THREADS, or one per core)
-
-
-def threads_for(work: int) -> int:
-    return 1 if work < SMALL_WORK else DEFAULT
 
 
 def _cpu_seconds() -> tuple[float, float] | None:

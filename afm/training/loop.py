@@ -33,7 +33,7 @@ from afm.core.metrics import selection_metric
 from afm.data.dataset import Dataset
 from afm.data.permuted import is_null
 from afm.fast.optim import RowAdagrad
-from afm.fast.threads import choose_threads, threads, threads_for
+from afm.fast.threads import choose_threads, threads
 from afm.models.inference import evaluate
 from afm.training import distributed
 
@@ -236,9 +236,9 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
 
 def epoch_seconds(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, steps: int = 6) -> float:
     """About how long one epoch of `train` takes here: `steps` real training steps (the first, which may
-    compile, left out) and one evaluation batch, scaled to the epoch's batches and evaluated rows. The model
-    is changed by the steps: pass a throwaway one. A person is told this before a long run starts."""
-    on_cpu = resolve_device(config.device).type == "cpu"
+    compile, left out) and one evaluation batch, scaled to the epoch's batches and evaluated rows, on the
+    threads the run would get now (`choose_threads`). The model is changed by the steps: pass a throwaway
+    one. A person is told this before a long run starts."""
     device = resolve_device(config.device)
     model.to(device)
     split = dataset.splits["train"]
@@ -246,7 +246,8 @@ def epoch_seconds(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     rows = torch.as_tensor(split.x[np.random.default_rng(0).integers(0, n, batch * steps)], device=device)
     y = torch.as_tensor(split.y[:batch], device=device).clamp(min=0)
     optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
-    with threads(threads_for(model.config.step_multiply_adds(batch))) if on_cpu else contextlib.nullcontext():
+    count = choose_threads(model.config.step_multiply_adds(batch), config.threads)[0] if device.type == "cpu" else None
+    with threads(count) if count else contextlib.nullcontext():
         model.train()
         for step in range(steps):
             if step == 1:
