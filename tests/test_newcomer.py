@@ -181,6 +181,31 @@ def test_progress_says_where_training_is_and_how_long_is_left():
     done, line = progress_line(state, 10, now=1250.0)
     assert done == pytest.approx(0.25)
     assert line == "epoch 3 of 10, batch 50 of 100 · 4 min 10 s so far · at most about 12 min 30 s left"
+    done, line = progress_line(JobState(status="running", started=1000.0), 10, now=1003.0)
+    assert done == 0.0 and line.startswith("starting: ") and "epoch" not in line.split("before")[0]
+
+
+def test_stop_pressed_before_the_first_batch_acts_there(tmp_path):
+    """A Stop pressed while the model is built and measured is seen before any batch runs: the run ends
+    at once with the measured start kept (best epoch 0), not after a first epoch."""
+    from afm.training.jobs import TrainingJob
+
+    data = make_synthetic(seed=0, rows=20000)
+    job = TrainingJob(data, "afm", tmp_path / "m", {"epochs": 500, "patience": 0, "batch_size": 64})
+    job.stop()  # before it starts: the check before the first epoch is the one that sees it
+    state = job.start().wait(120)
+    assert state.status == "finished" and state.batch == 0 and state.halted > 0
+    meta = load_model(tmp_path / "m").meta
+    assert meta["stop_reason"] == "stopped" and meta["best_epoch"] == 0
+
+    from afm.training.loop import TrainConfig, train
+    from afm.training.workflows import make_model
+
+    model = make_model(data, "afm", {})
+    steps = []
+    model.register_forward_hook(lambda module, args, out: steps.append(1) if module.training else None)
+    result = train(model, data, TrainConfig(epochs=5, patience=0), should_stop=lambda: True)
+    assert result.stop_reason == "stopped" and result.best_epoch == 0 and steps == []  # not one training step
 
 
 def test_stop_acts_within_two_seconds(tmp_path):

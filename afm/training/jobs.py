@@ -137,12 +137,14 @@ def progress_line(state: JobState, epochs: int | None, now: float | None = None)
     """The fraction done and one line: epoch and batch, time so far, and the time left at this pace (an
     upper bound: early stopping may end sooner)."""
     epochs = max(1, epochs or 1)
+    began = state.stage_started or state.started  # this stage's pace, where a job trains several models
+    elapsed = (now or time.time()) - began if began else 0.0
+    if not state.batches:  # no batch reported yet: the model is being built and measured before training
+        return 0.0, f"starting: building the model and measuring it before the first epoch · {duration(elapsed)} so far"
     epoch = max(state.epoch, 1)
     in_epoch = state.batch / state.batches if state.batches else 0.0
     done = min(1.0, (epoch - 1 + in_epoch) / epochs)
-    began = state.stage_started or state.started  # this stage's pace, where a job trains several models
-    elapsed = (now or time.time()) - began if began else 0.0
-    line = f"epoch {epoch} of {epochs}" + (f", batch {state.batch:,} of {state.batches:,}" if state.batches else "")
+    line = f"epoch {epoch} of {epochs}, batch {state.batch:,} of {state.batches:,}"
     line += f" · {duration(elapsed)} so far"
     if done > 0 and elapsed > 0:
         line += f" · at most about {duration(elapsed * (1 - done) / done)} left"

@@ -169,6 +169,11 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     bar = _progress_bar(batches, show_progress and rank == 0)
     try:
         for epoch in range(1, config.epochs + 1):
+            if should_stop is not None and should_stop():  # pressed while the model was built or measured
+                stop_reason = "stopped"
+                break
+            if on_progress is not None:  # the first batch is under way: the page says which epoch, not "starting"
+                on_progress(epoch, 0, batches, history)
             epoch_start = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=shuffler).to(device)
