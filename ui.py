@@ -100,7 +100,8 @@ def compare_entries(chosen: list[ModelEntry], split: str = "test", sample: int |
         truth = _truth(dataset.fingerprint, load_entry(chosen[0])[0].model.config.loss, split, sample, references,
                        dataset)
     return compare_measured(values, rmse, dataset, sets={e.name: e.set_dir.name if e.set_dir else "" for e in chosen},
-                            null_values=null_values, truth=truth)
+                            null_values=null_values, truth=truth,
+                            families={e.name: load_entry(e)[0].model.config.label for e in chosen})
 
 
 @st.cache_data(show_spinner="Measuring one model over fresh draws (the noise ceiling)...", max_entries=16)
@@ -160,7 +161,9 @@ def stability_note(entry: ModelEntry | None, measure: str = "attention") -> str 
     if len(members) < 2:
         return None
     comparison = compare_entries(members, "test", sample=500, references=8)
-    return comparison.stability_line(measure if family(entry.kind).attention else "contribution")
+    chosen = family(entry.kind)
+    return comparison.stability_line("attention" if chosen.attention else "contribution" if chosen.additive
+                                     else "interaction")
 
 
 def dataset_of(loaded: LoadedModel) -> Dataset:

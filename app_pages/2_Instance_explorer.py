@@ -1,8 +1,12 @@
 """Instance explorer: why did the model predict this for this instance?"""
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from afm.explain import charts
-from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_view, pairs_frame, side_by_side
+from afm.explain.field_attention import attention_agreement, field_attention
+from afm.explain.interactions import instance_interactions
+from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_labels, pair_values, pair_view, pairs_frame, side_by_side
 from afm.explain.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
 from afm.explain.statistics import attention_spread, describe_spread
 from ui import (friendly_errors, model_label, null_line, plain, selected_pair, selection, show_chart, show_table,
@@ -48,6 +52,59 @@ def pick_row(dataset, split, pair) -> int:
     return int(st.selectbox("Row", ranked.row.tolist(), key="pick_ranked"))
 
 
+def show_prediction(result: dict, kind: str, changed: bool, label: float, column) -> None:
+    if result["probability"] is None:
+        column.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
+    else:
+        column.metric(f"{kind} probability of +1", f"{result['probability']:.3f}", help=LOG_ODDS_NOTE)
+
+
+def show_non_additive(model, dataset, x, result: dict, kind: str, changed: bool, label: float, split: str) -> None:
+    """A family with no exact per-pair split: this instance's function-level interactions as the heatmap
+    and ranking, the exact parts it has and the rest in one bar, and self-attention maps where it has them."""
+    config = model.model.config
+    a, b, c = st.columns(3)
+    show_prediction(result, kind, changed, label, a)
+    b.metric("Label", "changed instance" if changed else f"{label:+g}")
+    c.metric("Non-additive part", f"{result['rest']:+.4f}",
+             help="What the MLP, cross network or self-attention adds: it splits into no per-pair terms.")
+    values = instance_interactions(model.model, dataset, x)
+    st.caption(plain(f"{describe_spread({}, config)}. The heatmap is the function-level interaction of each field "
+                     "pair at this instance: f(x) - f(x, A from r) - f(x, B from r) + f(x, A and B from r), averaged "
+                     "over 64 reference rows r of the train split (zero for a pair that does not act together "
+                     "here). It needs only the model's predictions."))
+    labels = pair_labels(dataset.field_names)
+    feature_names = [dataset.feature_names[i] for i in x]
+    left, right = st.columns(2)
+    with left:
+        show_chart(charts.pair_heatmap(values, dataset.field_names, f"{kind}: function-level interaction at this "
+                                       "instance", "interaction", feature_names=feature_names, diverging=True),
+                   "instance_function_level")
+    with right:
+        show_chart(charts.pair_bars(labels, np.abs(values).tolist(), "Pairs ranked by |function-level interaction|",
+                                    "|interaction|", top=12), "instance_pairs")
+    show_chart(charts.decomposition_waterfall(result), "instance_waterfall")
+    exact = "bias, first-order terms, " + ("the FM part's pair terms, " if result["pair_terms"] else "")
+    st.caption(f"The bars add up exactly to the prediction: {exact}and the non-additive part in one bar."
+               + ("" if result["probability"] is None else f" Logit {result['prediction']:+.4f}, probability "
+                  f"{result['probability']:.3f}. {LOG_ODDS_NOTE}"))
+    table = pd.DataFrame({"pair": [f"{dataset.feature_names[x[i]]} x {dataset.feature_names[x[j]]}" for i, j in
+                                   zip(*np.triu_indices(len(x), k=1))], "function_level": values})
+    if result["pair_terms"]:
+        table["exact_pair_term"] = pair_values(result, dataset.field_names, "contribution")
+    show_table(table.sort_values("function_level", key=np.abs, ascending=False), "instance_function_level")
+    if config.has_field_attention:
+        st.subheader("Self-attention over fields, per layer and head")
+        maps = field_attention(model.model, x[None])[0]
+        show_chart(charts.field_attention_maps(maps, dataset.field_names, f"{kind}: which fields each field reads",
+                                               feature_names), "instance_field_attention")
+        agreement = attention_agreement(model.model, dataset, split, sample=500)
+        st.caption(plain(f"Attention is not interaction: it says which fields a field's output reads, not which pairs "
+                         f"act together on the prediction. Over 500 rows of the {split} split, the pairs ranked by "
+                         f"attention (both ways, every layer and head) and by function-level |interaction| agree at "
+                         f"Spearman {agreement['spearman']:.2f}."))
+
+
 with friendly_errors():
     pair = selected_pair()
     model, model_dataset = pair.model, pair.dataset
@@ -71,11 +128,11 @@ with friendly_errors():
 
     result = decompose_ids(model.model, model_dataset, x, None if changed else label)
     kind = model_label(model)
+    if not model.model.config.additive:
+        show_non_additive(model, model_dataset, x, result, kind, changed, label, split)
+        st.stop()
     a, b, c = st.columns(3)
-    if result["probability"] is None:
-        a.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
-    else:
-        a.metric(f"{kind} probability of +1", f"{result['probability']:.3f}", help=LOG_ODDS_NOTE)
+    show_prediction(result, kind, changed, label, a)
     b.metric("Label", "changed instance" if changed else f"{label:+g}")
     faith = result["faithfulness"]["attention_vs_ablation"]
     c.metric("Attention vs ablation (Spearman)", "n/a" if faith is None else f"{faith:.2f}",
@@ -110,7 +167,17 @@ with friendly_errors():
                + ("" if result["probability"] is None else f" Logit {result['prediction']:+.4f}, probability "
                   f"{result['probability']:.3f}. {LOG_ODDS_NOTE}"))
     show_table(pairs[["pair", "attention", "interaction", "contribution", "ablation"]], "instance_decomposition")
-    if pair.same_data:
+    if pair.same_data and not pair.baseline.model.config.additive:
+        baseline = pair.baseline.model.config
+        st.subheader(f"The baseline's view of the same instance ({baseline.label})")
+        st.caption(f"{baseline.label} has no exact per-pair split: its function-level interactions at this instance "
+                   "beside this model's exact pair terms.")
+        show_table(pd.DataFrame({"pair": pairs_frame(result).pair, "contribution": [p["contribution"] for p in result["pairs"]]})
+                   .merge(pd.DataFrame({"pair": [f"{model_dataset.feature_names[x[i]]} x {model_dataset.feature_names[x[j]]}"
+                                                 for i, j in zip(*np.triu_indices(len(x), k=1))],
+                                        "baseline_function_level": instance_interactions(pair.baseline.model, model_dataset, x)}),
+                          on="pair"), "fm_vs_afm_instance")
+    elif pair.same_data:
         baseline = pair.baseline.model.config
         st.subheader(f"The baseline's view of the same instance ({baseline.label})")
         baseline_result = decompose_ids(pair.baseline.model, model_dataset, x, None if changed else label)

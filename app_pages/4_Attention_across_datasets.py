@@ -18,14 +18,16 @@ from ui import (
 
 st.title("Attention across datasets")
 st.caption("Entropy is divided by log(number of pairs), so datasets with different field counts compare: 1 "
-           "means uniform attention, 0 means all weight on one pair.")
+           "means uniform attention, 0 means all weight on one pair. Every model with attention is offered: AFM's "
+           "weighs each pair's term; AutoInt's is read per pair as the attention between its two fields, both ways, "
+           "averaged over layers and heads and normalised over the pairs (it weighs no term).")
 
 all_entries = entries()
-names = [e.name for e in all_entries]
+names = [e.name for e in all_entries if family(e.kind).attention]  # AFM's over pairs, AutoInt's between fields
 chosen_model = selection().explained
 other = next((e for e in all_entries if family(e.kind).attention and not e.null and chosen_model is not None
               and e.dataset != chosen_model.dataset), None)  # attention on another dataset, from the first visit
-default = [e.name for e in (chosen_model, other or selection().baseline) if e is not None]
+default = [e.name for e in (chosen_model, other or selection().baseline) if e is not None and e.name in names]
 chosen = st.multiselect("Models to compare (two or more)", names, default=default, key="across_models")
 split = st.selectbox("Split", ["test", "validation"], key="across_split")
 

@@ -32,8 +32,9 @@ MEANING = {
     "interaction_changed": "function-level, averaged only over references that change both fields (the plain "
                            "mean is zero whenever one stays, so it grows with a field's number of values)",
     "h_statistic": "Friedman's H²: the share of the pair's joint partial dependence that is interaction",
-    "contribution": "mean |a_ij · p^T(v_i ⊙ v_j)|, the exact pair term of the prediction",
-    "ablation": "mean |prediction change| when the pair is removed (attention renormalised)",
+    "contribution": "mean |a_ij · p^T(v_i ⊙ v_j)|, the exact pair term of the prediction (FM and AFM: families "
+                    "with an MLP have no exact per-pair split)",
+    "ablation": "mean |prediction change| when the pair is removed (attention renormalised; FM and AFM)",
     "attention": "mean attention weight (AFM only)",
 }
 
@@ -156,7 +157,8 @@ with friendly_errors():
     for warning in comparison.baseline_warnings(measure):
         st.warning(warning)
     if bands.empty:
-        st.info("No model here has this measure (attention needs an AFM with attention).")
+        st.info("No model here has this measure (attention needs an AFM with attention; contribution and ablation "
+                "an additive model, FM or AFM: the function-level measures read every family).")
     else:
         with chart.container():
             show_chart(charts.pair_bands(bands, f"Field pairs by {measure}", measure, top=TOP), "which_bands")
@@ -180,6 +182,10 @@ with friendly_errors():
     show_table(agreement, "agreement", "Rank agreement of the field pairs across models, per measure: mean pairwise "
                "Spearman and Kendall's W (1: identical rankings); noise ceiling: one model against itself over "
                "5 fresh draws of rows and references (between-model agreement cannot be read above it).")
+    if comparison.families is not None and not comparison.families.empty:
+        show_table(comparison.families, "family_agreement", "Across model families: the mean Spearman of every model of "
+                   "one family with every model of the other (cross-family pairs only). Families that name the same "
+                   "pairs by different arithmetic make the answer less a property of one architecture.")
     if comparison.null_agreement is not None:
         show_table(comparison.null_agreement, "null_agreement", "Mean Spearman among the trained models, among the "
                    "null models, and between null and trained models: an agreement the null reaches too is not "

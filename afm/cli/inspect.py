@@ -194,7 +194,8 @@ def cmd_interactions(args) -> int:
                                                      comparison.structure.cardinality_product,
                                                      comparison.structure.impurity_product)},
                           "noise_ceiling": _by_measure(comparison.noise, "mean_spearman"),
-                          "truth": [] if comparison.truth is None else comparison.truth.to_dict(orient="records")},
+                          "truth": [] if comparison.truth is None else comparison.truth.to_dict(orient="records"),
+                          "families": [] if comparison.families is None else comparison.families.to_dict(orient="records")},
                          default=_json_default))
         return 0
     wide = comparison.bands.pivot_table(index=["field_a", "field_b"], columns="measure", values="median", sort=False)
@@ -216,7 +217,8 @@ def cmd_interactions(args) -> int:
                         ("against the data alone (Spearman with the fields' value-count and impurity products)",
                          comparison.structure),
                         ("noise ceiling (the first model against itself over fresh draws)", comparison.noise),
-                        ("against the truth (the Bayes-optimal function's ranking)", comparison.truth)):
+                        ("against the truth (the Bayes-optimal function's ranking)", comparison.truth),
+                        ("across families (every model of one against every model of the other)", comparison.families)):
         if table is not None and not table.empty:
             print(name + ":")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -71,7 +71,21 @@ SETTINGS = (
     S("embed_dim", int, "model", 16, "k, the size of each feature's embedding (paper: 256)", low=1, in_results=True),
     S("attention_factor", int, "model", 16, "t, the attention network's hidden size (paper: 256 Frappe, 8 MovieLens)",
       low=1, in_results=True),
-    S("dropout", float, "model", 0.0, "dropout on the pooled interaction vector", low=0, below=1, in_results=True),
+    S("dropout", float, "model", 0.0, "dropout on the pooled interaction vector (FM, AFM) or after each hidden layer "
+      "(the MLP families)", low=0, below=1, in_results=True),
+    S("hidden_layers", str, "model", "400,400,400",
+      "the MLP's hidden layer sizes, comma-separated (DeepFM's paper: 400,400,400); empty: no MLP where the family "
+      "allows it", pattern=r"([1-9][0-9]{0,4}(,[1-9][0-9]{0,4}){0,7})?", in_results=True),
+    S("batch_norm", bool, "model", False, "batch normalisation after each hidden layer (and, in NFM, on the "
+      "bi-interaction vector, as its paper does)", flag="--batch-norm", switched=True),
+    S("cross_layers", int, "model", 3, "DCN-v2: cross layers x0 * (W x + b) + x, each W a full matrix", low=1, below=17,
+      in_results=True),
+    S("cross_structure", str, "model", "parallel", "DCN-v2: the cross network beside the MLP (parallel) or feeding it "
+      "(stacked)", choices=("parallel", "stacked")),
+    S("attention_layers", int, "model", 3, "AutoInt: interacting (self-attention) layers over the fields", low=1,
+      below=9, in_results=True),
+    S("attention_heads", int, "model", 2, "AutoInt: attention heads per layer", low=1, below=17, in_results=True),
+    S("head_size", int, "model", 16, "AutoInt: the size of each head's query, key and value", low=1, below=1025),
     S("attention_dropout", float, "model", 0.0, "dropout on the attention weights (the authors used none)",
       low=0, below=1),
     S("attention", bool, "model", True, "AFM ablation: fix every attention weight a_ij to 1/pairs",

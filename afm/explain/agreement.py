@@ -3,9 +3,10 @@
 models agree on the ranking.
 
 Measures, per field pair over (a sample of) a split:
-- attention: mean attention weight (AFM only: FM's equal weights rank nothing);
-- contribution: mean |a_ij p^T(v_i*v_j)|, the exact pair term of the prediction;
-- ablation: mean |change of the prediction| when the pair is removed (attention renormalised);
+- attention: mean attention weight (AFM's over pairs; AutoInt's between two fields, both ways; FM's equal
+  weights rank nothing);
+- contribution: mean |a_ij p^T(v_i*v_j)|, the exact pair term of the prediction (additive families only);
+- ablation: mean |change of the prediction| when the pair is removed (attention renormalised; additive only);
 - interaction: mean |I_AB|, the function-level mixed difference (afm.explain.interactions), which does not depend
   on how a model splits its function between attention and embeddings;
 - interaction_changed: the same, averaged only over the references that change both fields (I_AB is zero
@@ -47,12 +48,16 @@ def pair_measures(model, dataset: Dataset, split: str = "test", sample: int | No
     pairs = field_pairs(dataset.field_names)
     table = {"field_a": [a for a, _ in pairs], "field_b": [b for _, b in pairs]}
     if {"attention", "contribution", "ablation"} & set(measures):
-        parts = batch_parts(model, x)
-        normalised = model.config.normalised_weights
-        table["attention"] = (parts["attention"].astype(np.float64).mean(0) if model.config.has_attention
-                              else np.full(len(pairs), np.nan))
-        table["contribution"] = np.abs(parts["contribution"].astype(np.float64)).mean(0)
-        table["ablation"] = np.abs(ablation_effects(parts["attention"], parts["contribution"], normalised)).mean(0)
+        none = np.full(len(pairs), np.nan)
+        config = model.config
+        parts = batch_parts(model, x) if config.additive or config.has_attention else None
+        table["attention"] = parts["attention"].astype(np.float64).mean(0) if config.has_attention else none
+        if config.additive:  # the pair terms are the whole of each pair's part of the prediction
+            table["contribution"] = np.abs(parts["contribution"].astype(np.float64)).mean(0)
+            table["ablation"] = np.abs(ablation_effects(parts["attention"], parts["contribution"],
+                                                        config.normalised_weights)).mean(0)
+        else:  # an MLP or a cross network mixes the pairs: only the function-level measures read them
+            table["contribution"] = table["ablation"] = none
     if {"interaction", "interaction_changed"} & set(measures):
         result = interactions(model, dataset, split, sample, reference_count, seed, reference_seed)
         table["interaction"] = np.abs(result.values).mean(0)
@@ -92,6 +97,7 @@ class SetComparison:
     null_agreement: pd.DataFrame | None = None  # per measure: trained, null, null vs trained (with a null set)
     noise: pd.DataFrame | None = None  # per measure: one model against itself over fresh draws
     truth: pd.DataFrame | None = None  # per model and measure: agreement with the Bayes-optimal ranking
+    families: pd.DataFrame | None = None  # per two families and measure: agreement across them (cross pairs)
 
     def baseline_warnings(self, measure: str) -> list[str]:
         """What could make this measure's answer fail, in a sentence each: a ranking the field structure
@@ -197,15 +203,20 @@ def compare_models(models: dict, dataset: Dataset, split: str = "test", sample: 
     if dataset.latent is not None:
         loss = next(iter(models.values())).config.loss
         truth = truth_strength(dataset, loss, split, sample, reference_count, seed, reference_seed)
-    return compare_measured(values, rmse, dataset, top_k, sets, null_values, noise, truth)
+    return compare_measured(values, rmse, dataset, top_k, sets, null_values, noise, truth,
+                            families={name: model.config.label for name, model in models.items()})
 
 
 def compare_measured(values: pd.DataFrame, rmse: dict, dataset: Dataset, top_k: int = 3,
                      sets: dict[str, str] | None = None, null_values: pd.DataFrame | None = None,
-                     noise: pd.DataFrame | None = None, truth: np.ndarray | None = None) -> SetComparison:
+                     noise: pd.DataFrame | None = None, truth: np.ndarray | None = None,
+                     families: dict[str, str] | None = None) -> SetComparison:
     """A comparison from measurements already taken (`measure_models` of the models and of their null,
-    `noise_ceiling`, `truth_strength`): what `compare_models` returns, without measuring anything again."""
+    `noise_ceiling`, `truth_strength`): what `compare_models` returns, without measuring anything again.
+    `families`: model name -> family label; with two or more, `family_agreement` compares them."""
     comparison = summarize(values, rmse, top_k, sets)
+    if families and len(set(families.values())) > 1:
+        comparison.families = family_agreement(values, families)
     comparison.structure = structure_agreement(comparison.bands, structure_baselines(dataset))
     if null_values is not None and not null_values.empty:
         null_bands, comparison.null_agreement = null_comparison(values, null_values)
@@ -258,6 +269,21 @@ def cross_agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
                      "mean_spearman": float(np.mean(defined)) if defined else float("nan"),
                      "min_spearman": float(np.min(defined)) if defined else float("nan")})
     return pd.DataFrame(rows, columns=["measure", "pairs_of_models", "mean_spearman", "min_spearman"])
+
+
+def family_agreement(values: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+    """Per two model families and measure, the mean Spearman of every model of one with every model of the
+    other (cross-family pairs only: agreement within a family is the set's own): do different architectures
+    name the same pairs? Measures a family lacks (attention outside AFM) are left out."""
+    frames = []
+    labels = list(dict.fromkeys(families[name] for name in dict.fromkeys(values.model) if name in families))
+    for first, second in combinations(labels, 2):
+        a = values[values.model.map(families) == first]
+        b = values[values.model.map(families) == second]
+        across = cross_agreement(a, b).dropna(subset=["mean_spearman"])
+        frames.append(across.assign(families=f"{first} vs {second}"))
+    columns = ["families", "measure", "pairs_of_models", "mean_spearman", "min_spearman"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def _shares(values: pd.DataFrame) -> pd.DataFrame:

@@ -95,7 +95,7 @@ def placeholder(title: str, height: int = 420) -> go.Figure:
 def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str = "How the prediction adds up") -> go.Figure:
     """Bias, the summed first-order terms, the largest pair contributions (the rest summed), ending at the
     prediction; the steps add up exactly."""
-    pairs = decomposition["pairs"]  # sorted by |contribution|
+    pairs = decomposition["pairs"] if decomposition.get("pair_terms", True) else []  # sorted by |contribution|
     shown, rest = pairs[:top_pairs], pairs[top_pairs:]
     labels = ["bias", "first-order terms"] + [f"{p['feature_a']} x<br>{p['feature_b']}" for p in shown]
     values = [decomposition["bias"], decomposition["first_order_total"]]
@@ -106,6 +106,11 @@ def decomposition_waterfall(decomposition: dict, top_pairs: int = 10, title: str
         labels.append(f"{len(rest)} other pairs")
         values.append(sum(p["contribution"] for p in rest))
         hover.append("sum of the smaller pair contributions")
+    if not decomposition.get("additive", True):  # what splits into no per-pair terms, in one bar: still sums
+        labels.append("non-additive part")
+        values.append(decomposition["rest"])
+        hover.append("the part of the prediction with no exact per-pair split (an MLP's, a cross network's, "
+                     "self-attention's): its pairs are read from the function, in the heatmap")
     total = "logit" if decomposition.get("loss") == "logistic" else "prediction"  # log-odds add up, not probabilities
     labels.append(total)
     values.append(decomposition["prediction"])
@@ -254,3 +259,27 @@ def value_matrix(table: pd.DataFrame, title: str, value_name: str, diverging: bo
                                **scale))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, "", "", height=max(320, 24 * len(table) + 160))
+
+
+def field_attention_maps(maps: np.ndarray, field_names: list[str], title: str = "Self-attention over fields",
+                         feature_names: list[str] | None = None) -> go.Figure:
+    """One field-by-field map per layer (rows) and head (columns), (layers, heads, m, m), on one colour
+    scale from 0: row i says how field i's output weighs every field (each row sums to 1)."""
+    from plotly.subplots import make_subplots
+
+    layers, heads, m, _ = maps.shape
+    labels = feature_names or field_names
+    fig = make_subplots(rows=layers, cols=heads, horizontal_spacing=0.06, vertical_spacing=0.08,
+                        subplot_titles=[f"layer {l + 1}, head {h + 1}" for l in range(layers) for h in range(heads)])
+    top = float(np.nanmax(maps)) if maps.size else 1.0
+    for layer in range(layers):
+        for head in range(heads):
+            hover = [[f"{labels[i]} reads {labels[j]}: {maps[layer, head, i, j]:.3f}" for j in range(m)] for i in range(m)]
+            fig.add_trace(go.Heatmap(z=maps[layer, head], x=field_names, y=field_names, zmin=0, zmax=top,
+                                     colorscale=SEQUENTIAL, text=hover, hoverinfo="text",
+                                     showscale=layer == 0 and head == 0, colorbar=dict(title="attention")),
+                          row=layer + 1, col=head + 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-60, tickfont=dict(size=9))
+    fig.update_yaxes(tickfont=dict(size=9))
+    return _layout(fig, title, "", "", height=max(360, layers * (14 * m + 140)))

@@ -46,11 +46,13 @@ def references(x: np.ndarray, count: int = DEFAULT_REFERENCES, seed: int = 0) ->
     return x[np.random.default_rng(seed + 1).choice(len(x), size=count, replace=count > len(x))]
 
 
-def by_prediction(model, x: np.ndarray, refs: np.ndarray, chunk: int = 8) -> np.ndarray:
+def by_prediction(model, x: np.ndarray, refs: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """(N, P) mixed differences averaged over the references, from `model.predict` on every changed row:
-    works for any model that predicts from feature ids."""
+    works for any model that predicts from feature ids. `chunk` pairs are predicted at once (default: about
+    65,536 rows a call, so one instance's pairs go in one call)."""
     n, m = x.shape
     rows, cols = np.triu_indices(m, k=1)
+    chunk = chunk or max(1, 65536 // max(n, 1))
     base = predict(model, x).astype(np.float64)
     out = np.zeros((n, len(rows)))
     for ref in refs:
@@ -138,6 +140,14 @@ def mixed_differences(model, x: np.ndarray, refs: np.ndarray) -> np.ndarray:
     chunk = max(1, 2**21 // (len(refs) * model.num_pairs))  # ~16 MB per (N, R, P) tensor
     parts = [_pairwise(model, x[start:start + chunk], refs) for start in range(0, len(x), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, model.num_pairs))
+
+
+def instance_interactions(model, dataset: Dataset, ids, split: str = "train",
+                          reference_count: int = 64, seed: int = 0) -> np.ndarray:
+    """(P,) I_AB of one instance (its feature ids, one per field) over `reference_count` rows of a split:
+    how much each pair of fields acts together on this one prediction, for any model."""
+    x = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+    return mixed_differences(model, x, references(dataset.splits[split].x, reference_count, seed))[0]
 
 
 @dataclass

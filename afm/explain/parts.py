@@ -20,7 +20,7 @@ from afm.core.errors import AFMError
 from afm.core.metrics import sigmoid
 from afm.data.dataset import Dataset
 
-PART_KEYS = ("bias", "first_order", "attention", "interaction", "contribution", "prediction")
+PART_KEYS = ("bias", "first_order", "attention", "interaction", "contribution", "prediction", "rest")
 
 
 def field_pairs(field_names: list[str]) -> list[tuple[str, str]]:
@@ -111,14 +111,19 @@ def explain_split(model, dataset: Dataset, split: str = "test", batch_size: int 
 
 
 def decompose_ids(model, dataset: Dataset, ids, label: float | None = None) -> dict:
-    """One instance given by its feature ids (one per field): bias, first-order terms and one entry per
-    pair with attention, interaction, contribution and ablation effect; the parts sum to the prediction.
+    """One instance given by its feature ids (one per field): bias, first-order terms, one entry per pair
+    with attention, interaction, contribution and ablation effect, and the non-additive rest (`rest`, zero
+    for the additive families); the parts sum to the prediction. A non-additive family's pair entries hold
+    its exact pair terms where it has them (DeepFM's FM part), its ablations are NaN.
     Pairs are sorted by |contribution|, largest first."""
     ids = np.asarray(ids, dtype=np.int64).reshape(1, -1)
     if ids.shape[1] != dataset.num_fields or ids.min() < 0 or ids.max() >= dataset.num_features:
         raise AFMError(f"an instance needs {dataset.num_fields} feature ids in 0..{dataset.num_features - 1}")
     parts = batch_parts(model, ids)
+    additive = model.config.additive
     ablation = ablation_effects(parts["attention"], parts["contribution"], model.config.normalised_weights)[0]
+    if not additive:  # removing a pair's exact term is not removing the pair: the rest mixes it in too
+        ablation = np.full_like(ablation, np.nan)
     names, fields = dataset.feature_names, dataset.field_names
     first_order = [{"field": f, "feature": names[i], "value": float(w)}
                    for f, i, w in zip(fields, ids[0], parts["first_order"][0])]
@@ -140,6 +145,9 @@ def decompose_ids(model, dataset: Dataset, ids, label: float | None = None) -> d
         "bias": float(parts["bias"][0]),
         "first_order_total": float(parts["first_order"][0].sum()),
         "pairs_total": float(parts["contribution"][0].sum()),
+        "rest": float(parts["rest"][0]),  # the non-additive part (an MLP's, a cross network's); 0 when additive
+        "additive": additive,
+        "pair_terms": model.config.family.pair_terms,
         "first_order": first_order,
         "pairs": pairs,
         "faithfulness": {"attention_vs_contribution": _none_if_nan(faith[0]),

@@ -160,12 +160,16 @@ def _spread(sums: list[dict]) -> dict:
 def describe_spread(spread: dict, config=None) -> str:
     """One line for people: the spread figures, and a plain warning where attention is constant. With the
     model's config, a model whose pair weights are fixed says so instead."""
-    line = (f"attention spread: entropy/log(pairs) {spread['relative_entropy']:.3f}, max/min {spread['max_min_ratio']:.2f}, "
-            f"coefficient of variation {spread['cv']:.3f}")
+    if config is not None and not config.additive:
+        return (f"{config.label}: no per-pair weights (its pairs are mixed in "
+                f"{'self-attention over fields' if config.has_field_attention else 'an MLP or a cross network'}); "
+                "read the function-level interactions")
     if config is not None and not config.pairwise:
         return f"{config.label}: no pair terms (first order only)"
     if config is not None and not config.normalised_weights:
         return f"{config.label}: every pair has weight 1 (no attention)"
+    line = (f"attention spread: entropy/log(pairs) {spread['relative_entropy']:.3f}, max/min {spread['max_min_ratio']:.2f}, "
+            f"coefficient of variation {spread['cv']:.3f}")
     if spread.get("pairs") == 1:
         return "one field pair only: its attention is always 1, so attention ranks nothing here"
     if spread["degenerate"]:

@@ -25,6 +25,13 @@ class ModelConfig:
     attention_dropout: float = 0.0
     attention: bool = True  # False: uniform pair weights, for a family with attention
     learn_p: bool = True
+    hidden_layers: str = settings.default("hidden_layers")
+    batch_norm: bool = False
+    cross_layers: int = settings.default("cross_layers")
+    cross_structure: str = settings.default("cross_structure")
+    attention_layers: int = settings.default("attention_layers")
+    attention_heads: int = settings.default("attention_heads")
+    head_size: int = settings.default("head_size")
     loss: str = "squared"  # "logistic": the output is a logit (afm.core.metrics)
 
     def __post_init__(self):
@@ -37,7 +44,9 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_fields" else 1):
                 raise AFMError(f"{name} must be a whole number of at least {2 if name == 'num_fields' else 1}, "
                                f"not {value!r}")
-        for name in ("embed_dim", "attention_factor", "dropout", "attention_dropout", "attention", "learn_p", "loss"):
+        for name in ("embed_dim", "attention_factor", "dropout", "attention_dropout", "attention", "learn_p", "loss",
+                     "hidden_layers", "batch_norm", "cross_layers", "cross_structure", "attention_layers",
+                     "attention_heads", "head_size"):
             settings.BY_NAME[name].check(getattr(self, name))
 
     @property
@@ -69,6 +78,16 @@ class ModelConfig:
         return self.family.attention and self.attention
 
     @property
+    def has_field_attention(self) -> bool:
+        """It attends over fields (self-attention per layer and head), as AutoInt does: maps worth reading,
+        though attention is not interaction."""
+        return self.family.field_attention
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(int(h) for h in self.hidden_layers.split(",") if h)
+
+    @property
     def num_pairs(self) -> int:
         return self.num_fields * (self.num_fields - 1) // 2
 
@@ -91,10 +110,17 @@ class ModelConfig:
         return batch_size * self.family.model.multiply_adds_per_row(self)
 
     def describe(self) -> str:
-        """Its sizes in a few words: 'k=16, t=16'."""
-        sizes = [f"k={self.embed_dim}"] if self.pairwise else []
-        if self.family.takes("attention_factor"):
+        """Its sizes in a few words: 'k=16, t=16', 'k=10, MLP 400-400-400'."""
+        takes = self.family.takes
+        sizes = [f"k={self.embed_dim}"] if takes("embed_dim") else []
+        if takes("attention_factor"):
             sizes.append(f"t={self.attention_factor}")
+        if takes("cross_layers"):
+            sizes.append(f"{self.cross_layers} cross layers ({self.cross_structure})")
+        if takes("attention_layers"):
+            sizes.append(f"{self.attention_layers} layers x {self.attention_heads} heads of {self.head_size}")
+        if takes("hidden_layers") and self.hidden_sizes:
+            sizes.append("MLP " + "-".join(map(str, self.hidden_sizes)) + (" with batch norm" if self.batch_norm else ""))
         return ", ".join(sizes) or "first order only"
 
 
@@ -107,4 +133,6 @@ class Parts:
     attention: torch.Tensor  # the weight of each pair's term
     interaction: torch.Tensor  # p^T (v_i * v_j)
     contribution: torch.Tensor  # attention * interaction
-    prediction: torch.Tensor
+    prediction: torch.Tensor  # bias + first_order.sum(1) + contribution.sum(1) + rest
+    rest: torch.Tensor | None = None  # B: the part of no exact per-pair split (an MLP's, a cross network's); zero
+    # for the additive families

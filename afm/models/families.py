@@ -21,9 +21,11 @@ class Family:
     settings: tuple[str, ...] = ()  # what it takes beyond afm.core.settings.COMMON
     presets: dict = field(default_factory=dict)  # dataset name (or "default") -> {setting: value}
     additive: bool = True  # its prediction splits exactly into bias + first order + one term per pair
-    pairwise: bool = True  # it has feature embeddings and pair products v_i * v_j
+    pair_terms: bool = True  # part of its prediction is one exact term per pair (FM's, AFM's, DeepFM's FM part)
+    pairwise: bool = True  # its pair terms are p^T(v_i * v_j), weighted (pair_products, projection, pair_scores)
     normalised: bool = False  # its pair weights sum to one per instance (attention over pairs)
     attention: bool = False  # it can learn per-instance pair weights (the config may switch them off)
+    field_attention: bool = False  # it attends over fields per layer and head (AutoInt): maps to read
     starts_from: str | None = None  # the family whose trained model it can start from (--pretrain)
 
     def takes(self, name: str) -> bool:

@@ -79,7 +79,7 @@ class AdditiveModel(nn.Module):
             first = self.first_order(x)
             bias = self.bias.expand(x.shape[0])
             prediction = bias + first.sum(1) + contribution.sum(1)
-            return Parts(bias, first, attention, interaction, contribution, prediction)
+            return Parts(bias, first, attention, interaction, contribution, prediction, torch.zeros_like(prediction))
         finally:
             self.train(was_training)
 

@@ -1,0 +1,152 @@
+"""The families CTR teams deploy (DeepFM, DCN-v2, AutoInt, NFM): trained here, split exactly into their additive
+parts and one non-additive rest, saved and loaded with their batch-norm statistics, read by the function-level
+measures, and shown on the pages."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ROOT
+
+from afm.data import make_synthetic
+from afm.explain import charts
+from afm.explain.agreement import compare_models, pair_measures
+from afm.explain.field_attention import attention_agreement, attention_pair_scores, field_attention
+from afm.explain.interactions import by_prediction, instance_interactions, references
+from afm.explain.parts import batch_parts, decompose_ids
+from afm.models import FAMILIES, ModelConfig, build_model
+from afm.store.checkpoints import load_model
+from afm.training.workflows import fit, train_and_save
+
+DEEP = ("deepfm", "dcn", "autoint", "nfm")
+SETTINGS = {"deepfm": {}, "dcn": {"cross_structure": "stacked"}, "autoint": {"hidden_layers": "32"}, "nfm": {}}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(seed=0, rows=6000)
+
+
+@pytest.mark.parametrize("kind", DEEP)
+def test_each_family_splits_its_prediction_exactly_and_keeps_batch_norm_through_a_save(kind, data, tmp_path):
+    trained = train_and_save(data, kind, tmp_path / kind, {"epochs": 2, "batch_norm": True, "loss": "logistic",
+                                                           **SETTINGS[kind]})
+    model = trained.model
+    config = model.config
+    assert not config.additive and config.family is FAMILIES[kind]
+    state = model.state_dict()
+    assert {name: tuple(t.shape) for name, t in state.items()} == config.tensor_shapes()  # no integer counters
+    norms = [name for name in state if name.endswith("running_var")]
+    assert norms and all(not torch.equal(state[name], torch.ones_like(state[name])) for name in norms)  # it learned
+    x = torch.as_tensor(data.splits["test"].x[:300])
+    parts = model.parts(x)
+    total = parts.bias + parts.first_order.sum(1) + parts.contribution.sum(1) + parts.rest
+    torch.testing.assert_close(total, parts.prediction, atol=1e-5, rtol=0)
+    model.eval()
+    torch.testing.assert_close(model.predict(x), model(x))
+    assert parts.rest.abs().max() > 0  # the MLP, cross network or self-attention adds something
+    if kind == "deepfm":  # its FM part is exact per pair: the contributions are <v_i, v_j>
+        v = model.embedding.weight[x]
+        rows, cols = np.triu_indices(config.num_fields, k=1)
+        torch.testing.assert_close(parts.contribution, (v[:, rows] * v[:, cols]).sum(-1))
+    else:
+        assert torch.equal(parts.contribution, torch.zeros_like(parts.contribution))
+    loaded = load_model(tmp_path / kind).model
+    torch.testing.assert_close(loaded.predict(x), model.predict(x), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", DEEP)
+def test_the_function_level_measures_read_every_family_and_the_exact_ones_do_not_pretend(kind, data):
+    model = fit(data, kind, {"epochs": 1, **SETTINGS[kind]}).model
+    table = pair_measures(model, data, "test", sample=200, reference_count=4)
+    assert np.isfinite(table.interaction).all() and (table.interaction > 0).any()
+    assert table.contribution.isna().all() and table.ablation.isna().all()  # no exact per-pair split to read
+    assert table.attention.notna().all() == model.config.has_attention  # AutoInt's between-field attention
+    ids = data.splits["test"].x[7]
+    one = instance_interactions(model, data, ids, reference_count=8)
+    refs = references(data.splits["train"].x, 8)
+    np.testing.assert_allclose(one, by_prediction(model, ids[None], refs)[0], atol=1e-6)
+
+
+def test_the_waterfall_sums_to_the_prediction_with_one_non_additive_bar(data):
+    for kind in ("deepfm", "nfm"):
+        model = fit(data, kind, {"epochs": 1}).model
+        result = decompose_ids(model, data, data.splits["test"].x[3])
+        figure = charts.decomposition_waterfall(result)
+        steps, total = np.asarray(figure.data[0].x[:-1], dtype=float), float(figure.data[0].x[-1])
+        assert "non-additive part" in list(figure.data[0].y)
+        assert steps.sum() == pytest.approx(total, abs=1e-5) and total == pytest.approx(result["prediction"])
+        assert all(np.isnan(p["ablation"]) for p in result["pairs"])
+        pair_bars = [label for label in figure.data[0].y if " x<br>" in label or "other pairs" in label]
+        assert bool(pair_bars) == (kind == "deepfm")  # only DeepFM has exact pair terms to draw
+
+
+def test_autoint_attention_is_read_per_layer_and_head_and_set_beside_the_function(data):
+    model = fit(data, "autoint", {"epochs": 2, "attention_layers": 2, "attention_heads": 3, "head_size": 4}).model
+    maps = field_attention(model, data.splits["test"].x[:50])
+    assert maps.shape == (50, 2, 3, data.num_fields, data.num_fields)
+    np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)  # each field's row is a distribution
+    weights = batch_parts(model, data.splits["test"].x[:50])["attention"]
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-5)
+    one = attention_pair_scores(maps[4:5])  # row 4's pair weights: its between-field attention, normalised
+    np.testing.assert_allclose(weights[4], one / one.sum(), atol=1e-6)
+    agreement = attention_agreement(model, data, "test", sample=100, reference_count=4)
+    assert -1 <= agreement["spearman"] <= 1 and len(agreement["attention"]) == data.num_fields * (data.num_fields - 1) // 2
+    figure = charts.field_attention_maps(maps[0], data.field_names)
+    assert len(figure.data) == 6 and all(trace.zmax == pytest.approx(maps[0].max()) for trace in figure.data)
+
+
+def test_families_are_compared_across_families_only(data):
+    models = {f"{kind}-{seed}": fit(data, kind, {"epochs": 2, "seed": seed}).model
+              for kind in ("deepfm", "nfm", "afm") for seed in (0, 1)}
+    comparison = compare_models(models, data, sample=200, reference_count=4)
+    table = comparison.families
+    assert set(table.families) == {"DeepFM vs NFM", "DeepFM vs AFM", "NFM vs AFM"}
+    assert (table.pairs_of_models == 4).all()  # 2 x 2 models: no pair within one family
+    assert set(table[table.families == "DeepFM vs NFM"].measure) == {"interaction", "interaction_changed"}
+
+
+def _two_valued_csv(data, path):
+    frame = pd.DataFrame({name: [data.feature_names[i].split("=", 1)[1] for i in data.splits["train"].x[:, f]]
+                          for f, name in enumerate(data.field_names)})
+    frame["clicked"] = (data.splits["train"].y > 0).astype(int)
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", DEEP)
+def test_a_family_trains_from_the_cli_and_its_three_seed_set_finds_the_planted_pairs(kind, data, tmp_path):
+    csv = _two_valued_csv(data, tmp_path / "clicks.csv")
+    run = subprocess.run([sys.executable, "-m", "afm", "train", "--data", str(csv), "--model", kind, "--epochs", "2", "--target", "clicked",
+                          "--out", str(tmp_path / "one"), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "one" / "model.json").read_text())["model"]["loss"] == "logistic"
+    out = tmp_path / "set"
+    run = subprocess.run([sys.executable, "-m", "afm", "train", "--data", "synthetic", "--model", kind, "--epochs", "6",
+                          "--seeds", "3", "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    run = subprocess.run([sys.executable, "-m", "afm", "interactions", str(out), "--sample", "500", "--references",
+                          "8", "--measures", "interaction", "--json"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    bands = pd.DataFrame(json.loads(run.stdout)["bands"])
+    top = bands[bands.measure == "interaction"].sort_values("median", ascending=False).head(2)
+    planted = {tuple(sorted(pair)) for pair in make_synthetic(seed=0).planted_effects}
+    assert {tuple(sorted(pair)) for pair in zip(top.field_a, top.field_b)} == planted
+
+
+def test_settings_refuse_what_the_families_cannot_build():
+    from afm.core.errors import AFMError
+
+    for bad in ({"hidden_layers": "64,,64"}, {"hidden_layers": "0"}, {"cross_structure": "diagonal"},
+                {"attention_heads": 0}):
+        with pytest.raises(AFMError):
+            ModelConfig("dcn", 20, 4, **bad)
+    config = ModelConfig("dcn", 20, 4, hidden_layers="", cross_layers=2)
+    assert set(build_model(config).state_dict()) == set(config.tensor_shapes())
+    assert "2 cross layers (parallel)" in config.describe() and "MLP" not in config.describe()
