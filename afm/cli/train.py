@@ -47,14 +47,18 @@ def add(sub) -> None:
     add_data_dir(t)
     t.set_defaults(handler=cmd_train)
 
-    im = sub.add_parser("import", help="turn a pytorch-fm or DeepCTR-Torch FM/AFM state dict into our model "
-                        "directory, to explain it")
+    im = sub.add_parser("import", help="turn a pytorch-fm or DeepCTR-Torch state dict (FM, AFM, DeepFM, NFM; "
+                        "DeepCTR-Torch's DCN-v2 and AutoInt too) into our model directory, to explain it")
     im.add_argument("file", help="a state dict saved with torch.save(model.state_dict(), FILE)")
     im.add_argument("--from", dest="library", required=True, choices=LIBRARIES)
     im.add_argument("--data", required=True, help="the data it was trained on, encoded as `python -m afm encode` "
                     f"writes it: {DATA_HELP}")
     im.add_argument("--vocab", metavar="FILE", help="the vocabulary it was trained with: JSON mapping each field to its "
                     "values in id order (LabelEncoder.classes_; the folder `afm encode` wrote holds one)")
+    im.add_argument("--model", choices=[f.name for f in FAMILIES.values() if f.takes("embed_dim")], help="the family, where the keys "
+                    "do not say it (pytorch-fm's and DeepCTR-Torch's DeepFM have Wide&Deep's keys); else checked")
+    im.add_argument("--attention-heads", type=int, metavar="N", help="an AutoInt's heads per layer (not in a state "
+                    "dict; DeepCTR-Torch's default is 2)")
     im.add_argument("--check", metavar="FILE", help="a CSV of rows (a column per field, the values as in the data) "
                     "with its logit (or probability) per row: the import must reproduce them")
     add_table_flags(im)
@@ -152,7 +156,7 @@ def cmd_import(args) -> int:
     out = args.out or str(new_model_path(None, dataset.name, f"{args.library}-{Path(args.file).stem}"))
     check_output_dir(out, args.overwrite)
     path, model, notes = import_and_save(args.library, args.file, dataset, out, args.overwrite, vocab=args.vocab,
-                                         check=args.check)
+                                         check=args.check, kind=args.model, heads=args.attention_heads)
     for note in notes:
         print(f"note: {note}")
     where = "test" if held_out_known(dataset) else "our test split (may include its training rows)"

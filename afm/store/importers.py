@@ -1,6 +1,7 @@
-"""Models trained elsewhere, turned into ours so they can be explained: pytorch-fm's (`torchfm`)
-FactorizationMachineModel and AttentionalFactorizationMachineModel, and DeepCTR-Torch's AFM (with or
-without attention).
+"""Models trained elsewhere, turned into ours so they can be explained: pytorch-fm's (`torchfm`) FM, AFM,
+DeepFM and NFM, and DeepCTR-Torch's FM and AFM, DeepFM, NFM, DCN (matrix cross layers: DCN-v2) and AutoInt,
+batch-norm statistics included. What no family here computes exactly (pytorch-fm's DCN v1 and AutoInt,
+xDeepFM) is refused in one line that names what is taken.
 
 Only a plain state dict is read, with `torch.load(weights_only=True)`: no code from the file runs.
 
@@ -18,6 +19,11 @@ How their parameters map onto ours (logit = bias + sum w_i + p^T sum_ij a_ij v_i
 - DeepCTR-Torch: `embedding_dict.NAME` and `linear_model.embedding_dict.NAME` per field, matched to our
   fields by name; `out.bias` -> bias; `fm.attention_W` (k x t) -> W transposed, `fm.attention_b` -> b,
   `fm.projection_h` -> h, `fm.projection_p` -> p. Without attention their FM layer is the classic pair sum.
+- The MLP families: pytorch-fm's MultiLayerPerceptron and DeepCTR-Torch's DNN are ours (afm.models.blocks.MLP)
+  layer for layer; DeepCTR-Torch's bias-free `dnn_linear` over what a model stacks is split into our output
+  units ([cross, deep] for DCN, [attention, deep] for AutoInt). A state dict does not say which of two
+  architectures with the same keys it is (DeepFM and Wide&Deep), nor AutoInt's head count: --model and
+  --attention-heads say it.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from afm.core.errors import CheckpointError
 from afm.core.limits import available_memory
 from afm.data.dataset import Dataset
 from afm.data.sources import is_user_data
-from afm.models import AFM_KIND, FM_KIND, ModelConfig, build_model
+from afm.models import AFM_KIND, FAMILIES, FM_KIND, ModelConfig, build_model
 
 LIBRARIES = ("torchfm", "deepctr")
 LABEL = "label"  # the target's column in what `encode` writes
@@ -119,16 +125,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path}: not a plain state dict of tensors (save model.state_dict())")
     declared = 0
+    state = {name: tensor for name, tensor in state.items()  # batch norm's step counter: never read in eval
+             if not (name.endswith("num_batches_tracked") and isinstance(tensor, torch.Tensor) and tensor.dim() == 0
+                     and not tensor.is_floating_point())}
+    if not state:
+        raise CheckpointError(f"{path}: not a plain state dict of tensors (save model.state_dict())")
     for name, tensor in state.items():
-        if name.endswith(("num_batches_tracked", "running_mean", "running_var")):
-            raise CheckpointError(f"{path}: holds {name} (batch normalisation): this importer takes pytorch-fm's "
-                                  f"FM and AFM and DeepCTR-Torch's AFM, which have none")
         if tensor.layout != torch.strided or tensor.is_meta:
             raise CheckpointError(f"{path}: {name} is a {tensor.layout} {'meta ' if tensor.is_meta else ''}tensor; "
                                   f"only dense tensors with values are read")
-        if tensor.dim() not in (1, 2) or tensor.numel() == 0:
+        if tensor.dim() not in (1, 2, 3) or tensor.numel() == 0:
             raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}; these models' tensors are "
-                                  f"vectors or matrices with at least one value")
+                                  f"vectors, matrices or stacks of matrices with at least one value")
         if not tensor.is_floating_point():
             raise CheckpointError(f"{path}: {name} holds {tensor.dtype} values, not floating-point weights")
         declared += tensor.numel() * 4  # as float32, whatever its strides share
@@ -154,7 +162,8 @@ def _matrix_shape(state: dict, name: str, library: str) -> tuple[int, int]:
 
 def _take(state: dict, name: str, shape: tuple, library: str) -> torch.Tensor:
     if name not in state:
-        raise CheckpointError(f"not a {library} model this importer knows: no {name!r} in the state dict")
+        raise CheckpointError(f"not a {library} model this importer takes ({SUPPORTED[library]}): no {name!r} in the "
+                              f"state dict")
     tensor = state.pop(name)
     if tuple(tensor.shape) != shape:
         raise CheckpointError(f"{library}: {name} has shape {tuple(tensor.shape)}, the data needs {shape}")
@@ -190,41 +199,127 @@ def _torchfm_field_sizes(state: dict, dataset: Dataset) -> list[int]:
     return sizes
 
 
-def import_torchfm(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
+SUPPORTED = {"torchfm": "FM, AFM, DeepFM (--model deepfm) and NFM",
+             "deepctr": "FM, AFM, DeepFM, NFM, DCN with matrix cross layers (DCN-v2) and AutoInt"}
+# Architectures a library ships that no family here computes exactly, by a key only they have.
+REFUSED = {
+    "torchfm": {"cn.w.0.weight": "pytorch-fm's DeepCrossNetworkModel is DCN v1 (a weight vector per cross layer, its "
+                                 "bias outside the product), which DCN-v2's matrices cannot reproduce",
+                "self_attns.0.in_proj_weight": "pytorch-fm's AutoInt uses nn.MultiheadAttention (projection biases, "
+                                               "an output projection, scaled scores, one residual after every layer)",
+                "cin.conv_layers.0.weight": "xDeepFM (CIN) is not a family here",
+                "ffm.embeddings.0.weight": "a field-aware FM (FFM) is not a family here"},
+    "deepctr": {"cin.conv1ds.0.weight": "xDeepFM (CIN) is not a family here",
+                "fg.conv_pooling.0.weight": "FGCNN is not a family here"},
+}
+
+
+def _refuse_unsupported(state: dict, library: str) -> None:
+    for key, why in REFUSED[library].items():
+        if key in state:
+            raise CheckpointError(f"{library}: {why}; this importer takes {SUPPORTED[library]}")
+
+
+def _torchfm_mlp(state: dict, prefix: str, width: int) -> tuple[list[int], dict]:
+    """pytorch-fm's MultiLayerPerceptron (Linear, BatchNorm1d, ReLU, Dropout per layer, then Linear(., 1)) as
+    our MLP with batch norm: the same module indices."""
+    sizes, tensors, index = [], {}, 0
+    while f"{prefix}.{index + 1}.running_mean" in state:
+        size = _matrix_shape(state, f"{prefix}.{index}.weight", "torchfm")[0]
+        tensors[f"mlp.layers.{index}.weight"] = _take(state, f"{prefix}.{index}.weight", (size, width), "torchfm")
+        tensors[f"mlp.layers.{index}.bias"] = _take(state, f"{prefix}.{index}.bias", (size,), "torchfm")
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            tensors[f"mlp.layers.{index + 1}.{name}"] = _take(state, f"{prefix}.{index + 1}.{name}", (size,), "torchfm")
+        sizes, width, index = sizes + [size], size, index + 4
+    tensors["mlp.out.weight"] = _take(state, f"{prefix}.{index}.weight", (1, width), "torchfm")
+    tensors["mlp.out.bias"] = _take(state, f"{prefix}.{index}.bias", (1,), "torchfm")
+    return sizes, tensors
+
+
+def _deepctr_dnn(state: dict, width: int) -> tuple[list[int], bool, dict]:
+    """DeepCTR-Torch's DNN (Linear, BatchNorm1d where use_bn, activation, dropout per layer) as our MLP's hidden
+    layers; its output unit is the model's `dnn_linear`, which has no bias."""
+    batch_norm = "dnn.bn.0.running_mean" in state
+    step, sizes, tensors, layer = (4 if batch_norm else 3), [], {}, 0
+    while f"dnn.linears.{layer}.weight" in state:
+        size = _matrix_shape(state, f"dnn.linears.{layer}.weight", "deepctr")[0]
+        index = layer * step
+        tensors[f"mlp.layers.{index}.weight"] = _take(state, f"dnn.linears.{layer}.weight", (size, width), "deepctr")
+        tensors[f"mlp.layers.{index}.bias"] = _take(state, f"dnn.linears.{layer}.bias", (size,), "deepctr")
+        if batch_norm:
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                tensors[f"mlp.layers.{index + 1}.{name}"] = _take(state, f"dnn.bn.{layer}.{name}", (size,), "deepctr")
+        sizes, width, layer = sizes + [size], size, layer + 1
+    return sizes, batch_norm, tensors
+
+
+def _detected(found: str, asked: str | None, library: str) -> str:
+    if asked is not None and asked != found:
+        raise CheckpointError(f"{library}: the state dict is a {FAMILIES[found].label}, not --model {asked}")
+    return found
+
+
+def import_torchfm(state: dict, dataset: Dataset, vocab=None, kind: str | None = None) -> tuple[torch.nn.Module, list[str]]:
     state = dict(state)
+    _refuse_unsupported(state, "torchfm")
     sizes = _torchfm_field_sizes(state, dataset)
     vocabularies = _check_vocabularies(dataset, sizes, "torchfm", vocab)
     rows, k = _matrix_shape(state, "embedding.embedding.weight", "torchfm")
+    m = len(sizes)
     embedding = _take(state, "embedding.embedding.weight", (rows, k), "torchfm")
     linear = _take(state, "linear.fc.weight", (rows, 1), "torchfm")
     bias = _take(state, "linear.bias", (1,), "torchfm")
-    notes = []
+    notes, settings_, tensors = [], {}, {}
     if "afm.attention.weight" in state:
         t = _matrix_shape(state, "afm.attention.weight", "torchfm")[0]
-        W = _take(state, "afm.attention.weight", (t, k), "torchfm")
-        b = _take(state, "afm.attention.bias", (t,), "torchfm")
-        h = _take(state, "afm.projection.weight", (1, t), "torchfm").reshape(t)
+        tensors = {"attention_W": _take(state, "afm.attention.weight", (t, k), "torchfm"),
+                   "attention_b": _take(state, "afm.attention.bias", (t,), "torchfm"),
+                   "attention_h": _take(state, "afm.projection.weight", (1, t), "torchfm").reshape(t)}
         dropped = float(_take(state, "afm.projection.bias", (1,), "torchfm"))
-        p = _take(state, "afm.fc.weight", (1, k), "torchfm").reshape(k)
+        tensors["p"] = _take(state, "afm.fc.weight", (1, k), "torchfm").reshape(k)
         bias = bias + _take(state, "afm.fc.bias", (1,), "torchfm")
         notes.append(f"dropped afm.projection.bias ({dropped:+.4g}): it adds the same number to every pair's "
                      f"attention score, which the softmax cancels")
         notes.append("pytorch-fm's AFM applies dropout also in eval mode (F.dropout without training=); "
                      "with dropouts above 0 its own predictions are random, ours are its expectation")
-        extra = {"attention_W": W, "attention_b": b, "attention_h": h, "p": p}
-        kind, t_config = AFM_KIND, t
+        found, settings_ = _detected(AFM_KIND, kind, "torchfm"), {"attention_factor": t}
+    elif "fm.1.running_mean" in state:  # NFM: Sequential(FM pooling, BatchNorm1d(k), Dropout), then the MLP
+        tensors = {f"pooled_norm.{name}": _take(state, f"fm.1.{name}", (k,), "torchfm")
+                   for name in ("weight", "bias", "running_mean", "running_var")}
+        hidden, mlp = _torchfm_mlp(state, "mlp.mlp", k)
+        tensors.update(mlp)
+        found, settings_ = _detected("nfm", kind, "torchfm"), {"hidden_layers": _sizes(hidden), "batch_norm": True}
+    elif "mlp.mlp.0.weight" in state:
+        if kind is None:
+            raise CheckpointError("torchfm: these keys fit pytorch-fm's DeepFM and its Wide&Deep alike (an FM part "
+                                  "has no parameters); say which it is: --model deepfm")
+        if kind != "deepfm":
+            raise CheckpointError(f"torchfm: an MLP beside first-order weights is DeepFM or Wide&Deep, not --model "
+                                  f"{kind}; this importer takes {SUPPORTED['torchfm']}")
+        if _matrix_shape(state, "mlp.mlp.0.weight", "torchfm")[1] != m * k:  # PNN's MLP also reads pair products
+            raise CheckpointError(f"torchfm: an MLP over {state['mlp.mlp.0.weight'].shape[1]} inputs is not DeepFM's "
+                                  f"(its {m} fields of {k}); this importer takes {SUPPORTED['torchfm']}")
+        hidden, tensors = _torchfm_mlp(state, "mlp.mlp", m * k)
+        found, settings_ = "deepfm", {"hidden_layers": _sizes(hidden), "batch_norm": True}
     else:
-        kind, extra, t_config = FM_KIND, {}, None
+        found = _detected(FM_KIND, kind, "torchfm")
     if state:
-        raise CheckpointError(f"not a pytorch-fm FM or AFM state dict: unexpected {sorted(state)[:3]}")
+        raise CheckpointError(f"torchfm: unexpected {', '.join(sorted(state)[:3])}; this importer takes "
+                              f"{SUPPORTED['torchfm']}")
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     order = torch.as_tensor(np.concatenate([offsets[f] + np.arange(len(v)) for f, v in enumerate(vocabularies)]))
     ours = torch.as_tensor(np.concatenate(vocabularies))
-    return _assemble(dataset, kind, k, t_config, bias, linear[order], embedding[order], ours, extra), notes
+    return _assemble(dataset, found, k, settings_, bias, linear[order], embedding[order], ours, tensors), notes
 
 
-def import_deepctr(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.Module, list[str]]:
+def _sizes(hidden: list[int]) -> str:
+    return ",".join(map(str, hidden))
+
+
+def import_deepctr(state: dict, dataset: Dataset, vocab=None, kind: str | None = None,
+                   heads: int | None = None) -> tuple[torch.nn.Module, list[str]]:
     state = dict(state)
+    _refuse_unsupported(state, "deepctr")
     names = dataset.field_names
     missing = [n for n in names if f"embedding_dict.{n}.weight" not in state]
     if missing:
@@ -233,40 +328,109 @@ def import_deepctr(state: dict, dataset: Dataset, vocab=None) -> tuple[torch.nn.
     sizes = [_matrix_shape(state, f"embedding_dict.{n}.weight", "deepctr")[0] for n in names]
     vocabularies = _check_vocabularies(dataset, sizes, "deepctr", vocab)
     k = _matrix_shape(state, f"embedding_dict.{names[0]}.weight", "deepctr")[1]
+    m = len(names)
     embeddings = [_take(state, f"embedding_dict.{n}.weight", (s, k), "deepctr") for n, s in zip(names, sizes)]
     linears = [_take(state, f"linear_model.embedding_dict.{n}.weight", (s, 1), "deepctr") for n, s in zip(names, sizes)]
     bias = _take(state, "out.bias", (1,), "deepctr")
-    notes = []
+    notes, settings_, tensors = [], {}, {}
     if "fm.attention_W" in state:
         t = _matrix_shape(state, "fm.attention_W", "deepctr")[1]
-        extra = {"attention_W": _take(state, "fm.attention_W", (k, t), "deepctr").T.contiguous(),
-                 "attention_b": _take(state, "fm.attention_b", (t,), "deepctr"),
-                 "attention_h": _take(state, "fm.projection_h", (t, 1), "deepctr").reshape(t),
-                 "p": _take(state, "fm.projection_p", (k, 1), "deepctr").reshape(k)}
-        kind, t_config = AFM_KIND, t
+        tensors = {"attention_W": _take(state, "fm.attention_W", (k, t), "deepctr").T.contiguous(),
+                   "attention_b": _take(state, "fm.attention_b", (t,), "deepctr"),
+                   "attention_h": _take(state, "fm.projection_h", (t, 1), "deepctr").reshape(t),
+                   "p": _take(state, "fm.projection_p", (k, 1), "deepctr").reshape(k)}
+        found, settings_ = _detected(AFM_KIND, kind, "deepctr"), {"attention_factor": t}
+    elif "dnn_linear.weight" in state:
+        found, settings_, tensors, notes = _deepctr_deep(state, m, k, kind, heads)
     else:
-        kind, extra, t_config = FM_KIND, {}, None
-        notes.append("no attention layer (use_attention=False): imported as a classic FM")
+        found = _detected(FM_KIND, kind, "deepctr")
+        notes.append("no attention layer and no DNN: imported as a classic FM (DeepCTR-Torch's AFM with "
+                     "use_attention=False, or its DeepFM without hidden layers)")
     if state:
-        raise CheckpointError(f"not a DeepCTR-Torch AFM over exactly the data's fields: unexpected "
-                              f"{', '.join(sorted(state)[:3])} (dense features and extra columns are not supported)")
+        raise CheckpointError(f"deepctr: unexpected {', '.join(sorted(state)[:3])} (dense features and extra columns "
+                              f"are not supported); this importer takes {SUPPORTED['deepctr']}")
     ours = torch.as_tensor(np.concatenate(vocabularies))
-    return _assemble(dataset, kind, k, t_config, bias, torch.cat(linears), torch.cat(embeddings), ours, extra), notes
+    return _assemble(dataset, found, k, settings_, bias, torch.cat(linears), torch.cat(embeddings), ours, tensors), notes
 
 
-def _assemble(dataset: Dataset, kind: str, k: int, t: int | None, bias, linear, embedding, ours, extra: dict):
-    """Our model with their parameters: rows scattered to our feature ids (ids of no field stay zero)."""
+def _deepctr_deep(state: dict, m: int, k: int, kind: str | None, heads: int | None):
+    """DeepCTR-Torch's DeepFM, NFM, DCN and AutoInt: each ends in `dnn_linear`, a bias-free unit over what the
+    model stacks (DCN: [cross, deep]; AutoInt: [attention, deep])."""
+    notes = []
+    if "int_layers.0.W_Query" in state:  # AutoInt
+        if heads is None:
+            raise CheckpointError("deepctr: an AutoInt's head count is not in its state dict; give it with "
+                                  "--attention-heads (DeepCTR-Torch's default is 2)")
+        if heads < 1 or k % heads:
+            raise CheckpointError(f"deepctr: {heads} heads do not divide the embedding size {k}")
+        tensors, layer = {}, 0
+        while f"int_layers.{layer}.W_Query" in state:
+            for theirs, ours in (("W_Query", "query"), ("W_key", "key"), ("W_Value", "value")):
+                tensors[f"interacting.{layer}.{ours}"] = _take(state, f"int_layers.{layer}.{theirs}", (k, k), "deepctr")
+            residual = f"int_layers.{layer}.W_Res"
+            tensors[f"interacting.{layer}.residual"] = (_take(state, residual, (k, k), "deepctr") if residual in state
+                                                        else torch.zeros(k, k))
+            layer += 1
+        hidden, batch_norm, mlp = _deepctr_dnn(state, m * k)
+        joined = m * k + (hidden[-1] if hidden else 0)
+        out = _take(state, "dnn_linear.weight", (1, joined), "deepctr")
+        tensors.update({"out.weight": out[:, :m * k], "out.bias": torch.zeros(1), **mlp})
+        if hidden:
+            tensors.update({"mlp.out.weight": out[:, m * k:], "mlp.out.bias": torch.zeros(1)})
+        notes.append("DeepCTR-Torch's AutoInt default scaling=False is assumed (unscaled scores, as the paper); "
+                     "--check proves it on rows of your own")
+        return _detected("autoint", kind, "deepctr"), {
+            "hidden_layers": _sizes(hidden), "batch_norm": batch_norm, "attention_layers": layer,
+            "attention_heads": heads, "head_size": k // heads}, tensors, notes
+    if "crossnet.kernels" in state:  # DCN
+        kernels = state["crossnet.kernels"]
+        if kernels.dim() != 3 or kernels.shape[1] != kernels.shape[2]:
+            raise CheckpointError("deepctr: a DCN with parameterization='vector' is DCN v1, which DCN-v2's matrices "
+                                  f"cannot reproduce; this importer takes {SUPPORTED['deepctr']}")
+        layers, width = kernels.shape[0], m * k
+        tensors = {"cross.kernels": _take(state, "crossnet.kernels", (layers, width, width), "deepctr"),
+                   "cross.bias": _take(state, "crossnet.bias", (layers, width, 1), "deepctr").squeeze(-1)}
+        hidden, batch_norm, mlp = _deepctr_dnn(state, width)
+        joined = width + (hidden[-1] if hidden else 0)
+        tensors.update({**mlp, "out.weight": _take(state, "dnn_linear.weight", (1, joined), "deepctr"),
+                        "out.bias": torch.zeros(1)})
+        return _detected("dcn", kind, "deepctr"), {
+            "hidden_layers": _sizes(hidden), "batch_norm": batch_norm, "cross_layers": layers,
+            "cross_structure": "parallel"}, tensors, notes
+    first = _matrix_shape(state, "dnn.linears.0.weight", "deepctr")[1] if "dnn.linears.0.weight" in state else None
+    if first == k and m > 1:  # the DNN reads the bi-interaction vector (k): NFM
+        found = _detected("nfm", kind, "deepctr")
+    elif first == m * k:  # the DNN reads every field's embedding: DeepFM (or Wide&Deep, which has the same keys)
+        if kind is None:
+            raise CheckpointError("deepctr: these keys fit DeepCTR-Torch's DeepFM and its WDL (Wide&Deep) alike; "
+                                  "say which it is: --model deepfm")
+        found = _detected("deepfm", kind, "deepctr")
+    else:
+        raise CheckpointError(f"deepctr: a DNN over {first} inputs is none of {SUPPORTED['deepctr']} over these "
+                              f"{m} fields of {k}")
+    hidden, batch_norm, mlp = _deepctr_dnn(state, first)
+    tensors = {**mlp, "mlp.out.weight": _take(state, "dnn_linear.weight", (1, hidden[-1]), "deepctr"),
+               "mlp.out.bias": torch.zeros(1)}
+    return found, {"hidden_layers": _sizes(hidden), "batch_norm": batch_norm}, tensors, notes  # NFM: DNN without BN
+
+
+def _assemble(dataset: Dataset, kind: str, k: int, settings_: dict, bias, linear, embedding, ours, tensors: dict):
+    """Our model with their parameters: rows scattered to our feature ids (ids of no field stay zero), every
+    other tensor by our state-dict name."""
     config = ModelConfig(kind=kind, num_features=dataset.num_features, num_fields=dataset.num_fields, embed_dim=k,
-                         loss="logistic", **({"attention_factor": t} if t else {}))
+                         loss="logistic", **settings_)
     model = build_model(config)
+    state = model.state_dict()
+    for name, value in tensors.items():
+        if name not in state or tuple(state[name].shape) != tuple(value.shape):
+            raise CheckpointError(f"{config.label}: {name} of shape {tuple(value.shape)} does not fit this "
+                                  f"model ({config.describe()})")
+        state[name] = value.float()
     with torch.no_grad():
-        model.bias.copy_(bias.reshape(1))
-        model.linear.weight.zero_()
-        model.embedding.weight.zero_()
-        model.linear.weight[ours] = linear
-        model.embedding.weight[ours] = embedding
-        for name, value in extra.items():
-            getattr(model, name).copy_(value)
+        state["bias"] = bias.reshape(1).float()
+        state["linear.weight"] = torch.zeros_like(state["linear.weight"]).index_copy_(0, ours, linear.float())
+        state["embedding.weight"] = torch.zeros_like(state["embedding.weight"]).index_copy_(0, ours, embedding.float())
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -370,7 +534,8 @@ def check_logits(model: torch.nn.Module, path: str | os.PathLike, dataset: Datas
 
 
 def import_model(library: str, path: str | os.PathLike, dataset: Dataset, vocab: str | os.PathLike | None = None,
-                 check: str | os.PathLike | None = None) -> tuple[torch.nn.Module, list[str]]:
+                 check: str | os.PathLike | None = None, kind: str | None = None,
+                 heads: int | None = None) -> tuple[torch.nn.Module, list[str]]:
     """Our FM or AFM (logistic loss: both libraries train click models with a sigmoid) from another
     library's state dict, and notes on what was dropped or assumed. The ids must be proven: by the data
     (`ids_are_proven`), by the vocabulary the model was trained with (`vocab`), or by its own logits on
@@ -384,7 +549,8 @@ def import_model(library: str, path: str | os.PathLike, dataset: Dataset, vocab:
                               f"values in id order, e.g. LabelEncoder.classes_) or --check FILE (rows and the model's "
                               f"logits)")
     given = read_vocab(vocab, dataset) if vocab is not None else None
-    model, notes = IMPORTERS[library](read_state_dict(path), dataset, given)
+    options = {"heads": heads} if library == "deepctr" else {}
+    model, notes = IMPORTERS[library](read_state_dict(path), dataset, given, kind, **options)
     if check is not None:
         checked = check_logits(model, check, dataset)
         notes.append(f"checked against {Path(check).name}: {checked['rows']} rows, logits within "

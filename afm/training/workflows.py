@@ -212,12 +212,13 @@ def train_and_save(dataset: Dataset, kind: str, out, overrides=None, pretrain_di
     return trained
 
 
-def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool = False, vocab=None, check=None):
+def import_and_save(library: str, file, dataset: Dataset, out, overwrite: bool = False, vocab=None, check=None,
+                    kind: str | None = None, heads: int | None = None):
     """Import another library's model (afm.store.importers), evaluate it on every split and save it as ours;
     (where it went, the model, notes on what was dropped or assumed). Its metrics are on the user's own
     splits only where the data names them (a split column, or data of ours it was encoded from); else the
     notes say they are on rows the model may have been trained on."""
-    model, notes = import_model(library, file, dataset, vocab=vocab, check=check)
+    model, notes = import_model(library, file, dataset, vocab=vocab, check=check, kind=kind, heads=heads)
     metrics = {split: evaluate(model, dataset, split) for split in ("train", "validation", "test")}
     if not held_out_known(dataset):
         notes.append(SPLIT_UNKNOWN)
