@@ -1,4 +1,4 @@
-"""`verdict`, `reproduce`, `ablate` and `results`: the experiments that write results files, and their tables."""
+"""`verdict`, `families`, `reproduce`, `ablate` and `results`: the experiments that write results files, and their tables."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,13 @@ from afm.core.errors import AFMError
 from afm.data import load_dataset
 from afm.experiments.ablation import ablate
 from afm.experiments.crosses import BUDGET, crosses
+from afm.experiments.families import families_markdown, family_table
 from afm.experiments.reproduce import reproduce
 from afm.experiments.results import ablation_table, committed_results, results_table, stability_table, write_results
 from afm.experiments.tables import DOCS_RESULTS, crosses_table, results_markdown, write_docs
 from afm.experiments.tuning import SearchBudget
 from afm.experiments.verdict import verdict, verdict_sentence
+from afm.models.families import family
 from afm.store.modelsets import expand, member_name
 from afm.training.workflows import load_with_data
 
@@ -44,6 +46,21 @@ def add(sub) -> None:
     add_setting_flags(v, ["device", "loss", "embed_dim"], "fixed for both sides, never searched")
     add_data_dir(v)
     v.set_defaults(handler=cmd_verdict)
+
+    f = sub.add_parser("families", help="every family tuned with the verdict's search and budget, then seeds of each "
+                       "choice read on test, beside the same data's verdict and the BARS leaderboard; a results file")
+    f.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
+    f.add_argument("--families", default="deepfm,dcn,autoint,nfm", metavar="NAME,...",
+                   help="the families, in the order they run (FM and AFM come from the verdict of the same budget)")
+    f.add_argument("--trials", type=int, default=SearchBudget.trials, help="trials of each search")
+    f.add_argument("--epoch-cap", type=int, default=SearchBudget.epoch_cap, help="each trial's epoch cap")
+    f.add_argument("--epoch-budget", type=int, help="epochs each search may spend in all (default: trials x cap / 2)")
+    f.add_argument("--seeds", type=int, default=5, help="seeds of every chosen configuration")
+    f.add_argument("--models-dir", metavar="DIR", help="keep the search journal and the models here (and resume)")
+    f.add_argument("--out", help="results file (default: results/families-DATASET[-LOSS][-kK].json)")
+    add_setting_flags(f, ["device", "loss", "embed_dim"], "fixed for every family, never searched")
+    add_data_dir(f)
+    f.set_defaults(handler=cmd_families)
 
     c = sub.add_parser("crosses", help="do the pairs a measure names help a model? Each measure's top-K pairs as "
                        "crossed fields in a first-order model, and masked in an FM, against random pairs")
@@ -114,6 +131,31 @@ def cmd_verdict(args) -> int:
                       on_stage=lambda partial: write_results(partial, out))  # a long run leaves what it has
     out = write_results(results, out)
     print(verdict_sentence(results))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_families(args) -> int:
+    check_output_file(args.out)
+    _dataset_among(args.dataset, "families", ("frappe", "movielens", "synthetic", "wide"))
+    if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
+            and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
+        raise AFMError("--trials takes 1 to 500, --epoch-cap 1 to 1000, --epoch-budget 1 to 1000000, --seeds 1 to 100")
+    kinds = [name.strip() for name in args.families.split(",") if name.strip()]
+    for kind in kinds:
+        family(kind)  # an unknown name is refused before anything trains
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise AFMError("--families takes distinct family names, comma-separated")
+    dataset = load_dataset(args.dataset, args.data_dir)
+    fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
+    stem = "-".join([f"families-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
+                    + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []))
+    out = args.out or f"results/{stem}.json"
+    results = family_table(dataset, kinds, SearchBudget(args.trials, args.epoch_cap, args.epoch_budget), args.seeds,
+                           fixed, args.device or "auto", args.models_dir, log=stderr_log,
+                           on_family=lambda partial: write_results(partial, out))  # a long run keeps each family
+    out = write_results(results, out)
+    print(families_markdown(results))
     print(f"wrote {out}")
     return 0
 

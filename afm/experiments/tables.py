@@ -29,6 +29,7 @@ from afm.experiments.results import (
     stability_table,
     sweep_table,
 )
+from afm.experiments.families import families_markdown
 from afm.experiments.verdict import verdict_markdown
 from afm.models import AFM_KIND, FM_KIND
 
@@ -150,7 +151,7 @@ def ablation_markdown(results: dict) -> str:
     return "\n".join(parts)
 
 
-MARKDOWN = {"interactions": interactions_markdown, "verdict": verdict_markdown, "reproduce": reproduce_markdown,
+MARKDOWN = {"interactions": interactions_markdown, "verdict": verdict_markdown, "families": families_markdown, "reproduce": reproduce_markdown,
             "ablation": ablation_markdown, "crosses": crosses_markdown}
 
 

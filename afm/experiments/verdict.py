@@ -526,6 +526,7 @@ def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
     results files; the logistic verdicts on the same data add their own columns (another embedding size
     beside this one), so the leaderboard, k = 10 and k = 256 read in one table."""
     bars = bars_table(results["data"]["name"])
+    bars = bars[bars.method.isin({row["model"] for row in results["summary"]})].reset_index(drop=True)  # FM, AFM
     if bars.empty:
         return bars
     for verdict_results in [results, *others]:
@@ -535,8 +536,8 @@ def reference_table(results: dict, others: list[dict] = ()) -> pd.DataFrame:
         ours = {row["model"]: row for row in verdict_results["summary"]}
         budget = verdict_results["budget"]
         k = budget["embed_dim"] if "embed_dim" in budget else budget[FM_KIND]["embed_dim"]
-        bars[f"ours_test_auc (k={k})"] = bars.method.map(lambda m: ours[m]["auc_mean"])
-        bars[f"ours_test_logloss (k={k})"] = bars.method.map(lambda m: ours[m]["mean"])
+        bars[f"ours_test_auc (k={k})"] = bars.method.map(lambda m: ours.get(m, {}).get("auc_mean", math.nan))
+        bars[f"ours_test_logloss (k={k})"] = bars.method.map(lambda m: ours.get(m, {}).get("mean", math.nan))
     return bars
 
 
