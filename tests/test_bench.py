@@ -42,6 +42,25 @@ def test_every_library_trains_the_same_case_in_both_configurations(data):
         assert any(not np.allclose(a, b.detach()) for a, b in zip(before, trainer.model.parameters()))
 
 
+@pytest.mark.parametrize("kind", bench.DEEP)
+def test_each_mlp_family_trains_in_every_library_that_ships_it(kind):
+    rows, sizes, _ = bench.bench_data("criteo")
+    case = Case("criteo", kind, 0, 128, 8)
+    libraries = [name for name, why in bench.available_libraries().items() if not why]
+    trained = []
+    for library in libraries:
+        try:
+            trainer = bench._Trainer(library, case, rows[:1000], sizes)
+        except bench.NotShipped:
+            assert library == "torchfm" and kind in ("dcn", "autoint")  # v1 and another attention there
+            continue
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        assert trainer.window() > 0
+        assert any(not np.allclose(a, b.detach()) for a, b in zip(before, trainer.model.parameters()))
+        trained.append(library)
+    assert "ours" in trained
+
+
 def test_missing_peers_are_reported_not_fatal():
     status = bench.available_libraries()
     assert status["ours"] == "" and set(status) == {"ours", *bench.PEERS}
@@ -57,6 +76,8 @@ def test_headline_run_prints_the_last_line(tmp_path):
     assert results["data"]["frappe"] == "random rows of Frappe's field sizes"  # no data in tmp_path
     assert set(results["memory"]["model"]) == {"fm", "afm"} and (results["memory"]["peak_mb"] > 0).all()
     assert results["explanations"]["test_rows"] == 28860 and results["explanations"]["one_instance_ms"] > 0
+    deep = results["deep_explanations"]
+    assert (deep["fields"], deep["pairs"]) == (39, 741) and deep["seconds"] > 0
     assert re.fullmatch(r"speedup_vs_fastest_peer=(\d+\.\d\d|nan) fraction_of_matmul_limit=\d+\.\d\d",
                         bench.headline_line(results))
 

@@ -1,5 +1,6 @@
-"""`python -m afm bench`: training speed of our FM and AFM beside DeepCTR-Torch and pytorch-fm, the matmul
-limit of AFM's attention network, explanation latency, peak memory and (where Chromium is here) the app.
+"""`python -m afm bench`: training speed of our FM, AFM, DeepFM, DCN-v2, AutoInt and NFM beside DeepCTR-Torch
+and pytorch-fm, the matmul limit of AFM's attention network, explanation latency (a 39-field DeepFM's
+function-level interactions too), peak memory and (where Chromium is here) the app.
 
 Every library trains the same data (the Frappe train split where it is in the data directory, else random
 rows of Frappe's field sizes; MovieLens-shaped random rows, 3 fields and 90,445 features; Criteo-shaped
@@ -63,16 +64,38 @@ class Case:
     embed_dim: int = EMBED_DIM
 
 
+# The MLP families as BARS ran them on Frappe_x1 (three hidden layers of 400; DCN-v2 with 3 cross layers;
+# AutoInt with 3 interacting layers of 2 heads, no MLP), in every library the same, batch norm where one
+# library's MLP always has it (pytorch-fm's). Peers: DeepCTR-Torch ships all four; pytorch-fm DeepFM and
+# NFM (its DCN is v1 and its AutoInt another attention, so there is nothing of the same family to time).
+DEEP = ("deepfm", "dcn", "autoint", "nfm")
+HIDDEN = (400, 400, 400)
+
+
+def deep_settings(kind: str, embed_dim: int) -> dict:
+    if kind == "autoint":
+        return {"attention_layers": 3, "attention_heads": 2, "head_size": max(1, embed_dim // 2), "hidden_layers": ""}
+    return {"hidden_layers": ",".join(map(str, HIDDEN)), "batch_norm": kind != "nfm",
+            **({"cross_layers": 3} if kind == "dcn" else {})}
+
+
+def deep_cases(quick: bool) -> list[Case]:
+    """Frappe-shaped at BARS' k = 10 and Criteo-shaped (39 fields) at k = 16, batch 4096, for each family."""
+    shapes = [("frappe", 10)] if quick else [("frappe", 10), ("criteo", 16)]
+    return [Case(data, kind, 0, 4096, k) for data, k in shapes for kind in DEEP]
+
+
 def cases(quick: bool) -> list[Case]:
     wide = [Case("criteo", AFM_KIND, 16, b, k) for k in (16, 64) for b in (1024, 4096)]
     if quick:
         return [Case("frappe", AFM_KIND, 256, 1024), Case("frappe", AFM_KIND, 16, 1024), Case("frappe", FM_KIND, 0, 1024),
-                Case("movielens", AFM_KIND, 16, 4096), Case("movielens", FM_KIND, 0, 4096), Case("criteo", AFM_KIND, 16, 1024, 16)]
+                Case("movielens", AFM_KIND, 16, 4096), Case("movielens", FM_KIND, 0, 4096),
+                Case("criteo", AFM_KIND, 16, 1024, 16), *deep_cases(quick)]
     frappe = [Case("frappe", AFM_KIND, t, b) for t in (256, 16) for b in (128, 1024, 4096)]
     frappe += [Case("frappe", FM_KIND, 0, b) for b in (128, 1024, 4096)]
     movielens = [Case("movielens", AFM_KIND, t, b) for t in (256, 16) for b in (1024, 4096)]
     movielens += [Case("movielens", FM_KIND, 0, b) for b in (1024, 4096)]
-    return frappe + movielens + wide + [Case("criteo", FM_KIND, 0, 4096, 64)]
+    return frappe + movielens + wide + [Case("criteo", FM_KIND, 0, 4096, 64)] + deep_cases(quick)
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -118,7 +141,8 @@ def _zipf_rows(sizes: list[int], n: int, exponent: float = 1.1, seed: int = 0) -
 
 def _ours(case: Case, sizes: list[int], device: torch.device):
     n, m = sum(sizes), len(sizes)
-    model = build_model(ModelConfig(case.model, n, m, case.embed_dim, max(case.attention_factor, 1))).to(device)
+    deep = deep_settings(case.model, case.embed_dim) if case.model in DEEP else {}
+    model = build_model(ModelConfig(case.model, n, m, case.embed_dim, max(case.attention_factor, 1), **deep)).to(device)
     optimizer = build_optimizer(model, TrainConfig(batch_size=case.batch_size, lr=0.01, optimizer="adagrad"), m, n)
     offsets = torch.as_tensor(_field_offsets(sizes), device=device)
     return model, optimizer, lambda ids: ids + offsets  # global feature ids
@@ -141,12 +165,24 @@ def _peer_optimizer(model: torch.nn.Module, case: Case, sizes: list[int], best: 
     return torch.optim.Adagrad(model.parameters(), lr=0.01, fused=not sparse or None)
 
 
+class NotShipped(Exception):
+    """A peer has no model of this family (its case is left blank)."""
+
+
 def _torchfm(case: Case, sizes: list[int], device: torch.device, best: bool = True):
     from torchfm.model.afm import AttentionalFactorizationMachineModel
+    from torchfm.model.dfm import DeepFactorizationMachineModel
     from torchfm.model.fm import FactorizationMachineModel
+    from torchfm.model.nfm import NeuralFactorizationMachineModel
 
     if case.model == FM_KIND:
         model = FactorizationMachineModel(sizes, case.embed_dim)
+    elif case.model == "deepfm":
+        model = DeepFactorizationMachineModel(sizes, case.embed_dim, HIDDEN, 0.0)
+    elif case.model == "nfm":
+        model = NeuralFactorizationMachineModel(sizes, case.embed_dim, HIDDEN, (0.0, 0.0))
+    elif case.model in DEEP:
+        raise NotShipped(f"pytorch-fm has no {case.model} of this architecture")
     else:
         model = AttentionalFactorizationMachineModel(sizes, case.embed_dim, case.attention_factor, dropouts=(0.0, 0.0))
     model = model.to(device)
@@ -159,6 +195,19 @@ def _deepctr(case: Case, sizes: list[int], device: torch.device, best: bool = Tr
     from deepctr_torch.models import AFM
 
     columns = [SparseFeat(f"f{i}", size, embedding_dim=case.embed_dim) for i, size in enumerate(sizes)]
+    if case.model in DEEP:
+        from deepctr_torch import models
+
+        shared = dict(task="regression", device=str(device), l2_reg_embedding=0)
+        if case.model == "autoint":
+            model = models.AutoInt(columns, columns, att_layer_num=3, att_head_num=2, dnn_hidden_units=(), **shared)
+        elif case.model == "nfm":
+            model = models.NFM(columns, columns, dnn_hidden_units=HIDDEN, l2_reg_linear=0, **shared)
+        else:
+            factory, extra = ((models.DCN, {"cross_num": 3, "cross_parameterization": "matrix"})
+                              if case.model == "dcn" else (models.DeepFM, {}))
+            model = factory(columns, columns, dnn_hidden_units=HIDDEN, dnn_use_bn=True, l2_reg_linear=0, **extra, **shared)
+        return model, _peer_optimizer(model, case, sizes, best), lambda ids: ids.float()
     # use_attention=False is DeepCTR's standard FM (its documentation says so)
     model = AFM(columns, columns, use_attention=case.model == AFM_KIND, attention_factor=max(case.attention_factor, 1),
                 l2_reg_linear=0, l2_reg_embedding=0, l2_reg_att=0, afm_dropout=0, task="regression", device=str(device))
@@ -259,7 +308,10 @@ def training_speed(case: Case, rows: np.ndarray, sizes: list[int], libraries: li
                    window_seconds: float, device=torch.device("cpu")) -> dict[str, float]:
     trainers = {}
     for library in libraries:
-        trainers[library] = _Trainer(library, case, rows, sizes, device)
+        try:
+            trainers[library] = _Trainer(library, case, rows, sizes, device)
+        except NotShipped:
+            continue
         trainers[library].calibrate(window_seconds)
     speeds = alternated({name: trainer.window for name, trainer in trainers.items()}, windows)
     if case.model == AFM_KIND and case.data == HEADLINE[0] and case.attention_factor == HEADLINE[2] \
@@ -398,7 +450,11 @@ def _peak_rss_child(library: str, case: Case, rows: np.ndarray, sizes: list[int]
     from afm.fast.allocator import retain_freed_memory
 
     retain_freed_memory()  # as `afm train` runs
-    trainer = _Trainer(library, case, rows, sizes, device)
+    try:
+        trainer = _Trainer(library, case, rows, sizes, device)
+    except NotShipped:
+        queue.put((math.nan, math.nan))
+        return
     if trainer.device.type == "cuda":  # GPU memory, allocated by torch
         torch.cuda.reset_peak_memory_stats()
         start_mb = torch.cuda.memory_allocated() / 2**20
@@ -443,9 +499,9 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
         rows, sizes, _ = data[case.data]
         speeds = training_speed(case, rows, sizes, libraries, windows, window_seconds, device)
         row = {"data": case.data, "model": case.model, "k": case.embed_dim, "t": case.attention_factor or None,
-               "batch": case.batch_size, **{f"{name}_samples_s": speeds[name] for name in libraries}}
-        best = [speeds[name] for name in libraries if name != "ours" and not name.endswith(AS_SHIPPED)]
-        shipped = [speeds[name] for name in libraries if name.endswith(AS_SHIPPED)]
+               "batch": case.batch_size, **{f"{name}_samples_s": speeds.get(name, math.nan) for name in libraries}}
+        best = [speeds[name] for name in libraries if name != "ours" and not name.endswith(AS_SHIPPED) and name in speeds]
+        shipped = [speeds[name] for name in libraries if name.endswith(AS_SHIPPED) and name in speeds]
         row["speedup_vs_fastest_peer"] = speeds["ours"] / max(best) if best else float("nan")
         row["speedup_vs_peers_as_shipped"] = speeds["ours"] / max(shipped) if shipped else float("nan")
         if "work_limit" in speeds:
@@ -457,6 +513,9 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
     memory_rows = [{"library": name, "model": kind,
                     **peak_memory(name, Case(data_name, kind, t if kind == AFM_KIND else 0, batch), rows, sizes, device)}
                    for name in libraries if not name.endswith(AS_SHIPPED) for kind in (FM_KIND, AFM_KIND)]
+    memory_rows += [{"library": name, "model": case.model, **peak_memory(name, case, *data[case.data][:2], device)}
+                    for case in selected if case.model in DEEP and case.data == "frappe"
+                    for name in libraries if not name.endswith(AS_SHIPPED)]
     return {
         "device": _device_name(device), "threads": torch.get_num_threads(), "libraries": status,
         "windows": windows, "window_seconds": window_seconds,
@@ -464,7 +523,26 @@ def run(quick: bool = False, data_dir=None, log=print, only: list[Case] | None =
         "distinct_pair_fraction": {b: distinct_pair_fraction(*data["frappe"][:2], b) for b in (128, 1024, 4096)},
         "training": pd.DataFrame(speed_rows), "memory": pd.DataFrame(memory_rows),
         "explanations": explanation_latency(data_dir, runs=3 if quick else 5),
+        "deep_explanations": deep_explanation_latency(*((100, 4) if quick else (2000, 16))),
     }
+
+
+def deep_explanation_latency(rows: int = 2000, references: int = 16) -> dict:
+    """The function-level interactions of a DeepFM over 39 Criteo-shaped fields (741 pairs; MLP 400-400-400,
+    k = 16) on `rows` rows with R references: every pair's mixed difference from predictions alone."""
+    sizes = criteo_field_sizes()
+    offsets = _field_offsets(sizes)
+    split = lambda n, seed: Split(_zipf_rows(sizes, n, seed=seed) + offsets,  # noqa: E731
+                                  np.where(np.arange(n) % 4 == 0, 1.0, -1.0).astype(np.float32))
+    dataset = Dataset("criteo-shaped", [f"f{i}" for i in range(len(sizes))], [f"v{i}" for i in range(sum(sizes))],
+                      {"train": split(1000, 1), "validation": split(100, 2), "test": split(rows, 3)}, {"kind": "random"})
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("deepfm", dataset.num_features, dataset.num_fields, 16,
+                                    **deep_settings("deepfm", 16))).eval()
+    started = time.perf_counter()
+    interactions(model, dataset, "test", sample=None, reference_count=references)
+    return {"fields": len(sizes), "pairs": len(sizes) * (len(sizes) - 1) // 2, "rows": rows,
+            "references": references, "seconds": time.perf_counter() - started, "threads": torch.get_num_threads()}
 
 
 def _device_name(device: torch.device) -> str:

@@ -45,6 +45,9 @@ def _bench(args) -> int:
           f"{ex['one_instance_ms']:.1f} ms; every global statistic of the test split {ex['whole_test_split_s']:.2f} s")
     print(f"function-level interactions (every field pair, R=16): a 2,000-row sample "
           f"{ex['interactions_2000_rows_s']:.2f} s; the whole test split {ex['interactions_whole_split_s']:.1f} s")
+    deep = results["deep_explanations"]
+    print(f"function-level interactions of a {deep['fields']}-field DeepFM ({deep['pairs']} pairs, MLP 400-400-400, "
+          f"k=16) on {deep['rows']:,} rows, R={deep['references']}: {deep['seconds']:.1f} s on {deep['threads']} threads")
     if args.app:
         for name, seconds in app_timings(rounds=2 if args.quick else 5).items():
             print(f"app {name}: {seconds:.2f} s")
