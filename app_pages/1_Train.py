@@ -80,8 +80,13 @@ def choose_parameters(dataset, kind: str) -> dict:
             if s.choices:
                 values[s.name] = column.selectbox(s.name, s.choices, index=s.choices.index(default), help=s.help,
                                                   key=widget_key)
+            elif s.type is bool:
+                values[s.name] = column.checkbox(s.name, value=bool(default), help=s.help, key=widget_key)
+            elif s.type is str:  # a checked text (the MLP's layer sizes): a bad one is said, nothing trains
+                values[s.name] = s.check(column.text_input(s.name, value=default, help=s.help, key=widget_key).strip())
             elif s.type is int:
                 values[s.name] = column.number_input(s.name, min_value=int(s.low or 0), value=default, step=1,
+                                                     max_value=None if s.below is None else int(s.below) - 1,
                                                      help=s.help, key=widget_key)
             else:
                 values[s.name] = column.number_input(s.name, min_value=float(s.low or 0),

@@ -150,3 +150,66 @@ def test_settings_refuse_what_the_families_cannot_build():
     config = ModelConfig("dcn", 20, 4, hidden_layers="", cross_layers=2)
     assert set(build_model(config).state_dict()) == set(config.tensor_shapes())
     assert "2 cross layers (parallel)" in config.describe() and "MLP" not in config.describe()
+
+
+PAGES = ["2_Instance_explorer", "3_FM_vs_AFM", "4_Attention_across_datasets", "6_Which_interactions_matter"]
+
+
+def test_every_page_opens_on_a_deepfm_and_an_autoint_and_the_waterfall_sums(tmp_path, monkeypatch):
+    import plotly.io
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    default = make_synthetic(seed=0)
+    for kind in ("deepfm", "autoint"):
+        train_and_save(default, kind, tmp_path / "models" / f"synthetic-{kind}", {"epochs": 2})
+    for kind in ("deepfm", "autoint"):
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+        next(box for box in app.sidebar.selectbox if box.label == "Model").set_value(f"synthetic-{kind}").run()
+        for page in PAGES:
+            app.switch_page(f"app_pages/{page}.py").run()
+            assert not app.exception, (kind, page, app.exception)
+            assert not app.error, (kind, page, app.error[0].value)
+            figures = [plotly.io.from_json(chart.proto.spec) for chart in app.get("plotly_chart")]
+            if page == "2_Instance_explorer":
+                waterfall = next(f for f in figures if f.data[0].type == "waterfall")
+                steps = np.asarray(waterfall.data[0].x, dtype=float)
+                assert "non-additive part" in list(waterfall.data[0].y)
+                expected = decompose_ids(load_model(tmp_path / "models" / f"synthetic-{kind}").model, default,
+                                         default.splits["test"].x[0])["prediction"]
+                assert steps[:-1].sum() == pytest.approx(steps[-1], abs=1e-5) and steps[-1] == pytest.approx(expected, abs=1e-5)
+                heatmap = next(f for f in figures if f.data[0].type == "heatmap")
+                assert "function-level" in (heatmap.layout.meta or {}).get("title", "")
+                maps = [f for f in figures if len(f.data) > 1 and all(t.type == "heatmap" for t in f.data)]
+                assert bool(maps) == (kind == "autoint")  # a map per layer and head, AutoInt only
+                if maps:
+                    assert len(maps[0].data) == 2 * 2  # the synthetic preset: 2 layers of 2 heads
+                    assert any("Attention is not interaction" in c.value for c in app.caption)
+            if page == "4_Attention_across_datasets":
+                offered = app.multiselect(key="across_models").options
+                assert (f"synthetic-{kind}" in offered) == (kind == "autoint")  # DeepFM has no attention
+
+
+def test_the_train_page_offers_each_familys_settings_and_trains_it(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    app.switch_page("app_pages/1_Train.py").run()
+    for kind in DEEP:
+        app.radio(key="train_kind").set_value(kind).run()
+        assert not app.exception, (kind, app.exception)
+        offered = {w.key for w in [*app.number_input, *app.text_input, *app.checkbox, *app.selectbox]}
+        for name in FAMILIES[kind].settings:
+            assert any(key == f"hp_synthetic_{kind}_{name}" for key in offered), (kind, name)
+    app.radio(key="train_kind").set_value("deepfm").run()
+    app.text_input(key="hp_synthetic_deepfm_hidden_layers").set_value("64,,8").run()
+    assert not app.exception and any("hidden" in e.value and "64,,8" in e.value for e in app.error)
+    app.text_input(key="hp_synthetic_deepfm_hidden_layers").set_value("16").run()
+    app.checkbox(key="hp_synthetic_deepfm_batch_norm").check().run()
+    app.number_input(key="hp_synthetic_deepfm_epochs").set_value(1).run()
+    app.button(key="start_training").click().run()
+    state = app.session_state["job"].wait(120)
+    assert state.status == "finished", state.message
+    config = load_model(state.path).model.config
+    assert (config.kind, config.hidden_layers, config.batch_norm) == ("deepfm", "16", True)

@@ -327,3 +327,34 @@ def test_stop_acts_within_two_seconds(server, browser):
     print(f"stop acted after {seconds} s")
     assert seconds < 2.0, said.inner_text()
     assert page.get_by_text("saved as").count() > 0
+
+
+@pytest.mark.parametrize("label", ["DeepFM", "AutoInt"])
+def test_a_deepfm_and_an_autoint_train_and_every_page_explains_them(server, browser, shots, label):
+    """Trained from the Train page like any model, then explained on every page: the function-level heatmap
+    and the waterfall's non-additive bar; AutoInt's attention per layer and head."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # a session of its own
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.locator('[data-testid="stRadio"]').filter(has_text=label).get_by_text(label, exact=True).click()
+    settle(page)
+    page.get_by_text("Hyperparameters").first.click()
+    box = page.get_by_label("epochs", exact=True).first
+    box.fill("2")
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("saved as").wait_for(timeout=180_000)
+    settle(page)
+    page.get_by_role("button", name="Explain it: select it in the sidebar").click()
+    settle(page)
+    for path in ("Instance_explorer", "FM_vs_AFM", "Attention_across_datasets", "Which_interactions_matter"):
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(PAGES[path], exact=True).click()  # this session
+        settle(page, timeout=240)
+        assert_no_error(page, f"{label} {path}")
+        if path == "Instance_explorer":
+            text = page.locator('[data-testid="stMain"]').inner_text()
+            assert "function-level interaction at this instance" in text and "non-additive part" in text
+            assert ("Self-attention over fields, per layer and head" in text) == (label == "AutoInt")
+            page.screenshot(path=str(shots / f"instance-{label.lower()}.png"), full_page=True)
+    page.close()
