@@ -213,3 +213,29 @@ def test_the_train_page_offers_each_familys_settings_and_trains_it(tmp_path, mon
     assert state.status == "finished", state.message
     config = load_model(state.path).model.config
     assert (config.kind, config.hidden_layers, config.batch_norm) == ("deepfm", "16", True)
+
+
+def test_the_families_table_tunes_each_family_alike_and_keeps_what_a_stopped_run_has(tmp_path):
+    from afm.experiments.families import families_markdown, family_table, family_tables
+    from afm.experiments.tuning import SearchBudget
+
+    data = make_synthetic(seed=0, rows=3000)
+    partial = []
+    budget = SearchBudget(trials=2, epoch_cap=2, extensions=0)
+    results = family_table(data, ["nfm", "deepfm"], budget, seeds=2, fixed={"loss": "logistic", "embed_dim": 8},
+                           log=lambda line: None, on_family=partial.append)
+    assert partial[0]["missing"] == ["deepfm"] and set(partial[0]["families"]) == {"nfm"}  # a stop keeps NFM
+    assert results["finished"] and results["missing"] == [] and results["budget"]["embed_dim"] == 8
+    for entry in results["families"].values():  # test read for the chosen runs only, never in the search
+        assert all("test_auc" in run for run in entry["runs"])
+        assert not any(key.startswith("test") for trial in entry["search"]["trials"] for key in trial)
+    other = {**results, "created": "elsewhere", "families": {"nfm": {**results["families"]["nfm"], "label": "X"}}}
+    another_budget = {**other, "budget": {**results["budget"], "trials": 3}}
+    table = family_tables(results, {"same": other, "different": another_budget})
+    assert list(table.model) == ["NFM", "DeepFM", "X"]  # the other file of the same protocol joins; not the other
+    assert (table.test_auc > 0.5).all() and "bars_auc" not in table  # BARS only beside Frappe
+    text = families_markdown(results)
+    assert "| NFM |" in text and "2 trials" in text
+    run = subprocess.run([sys.executable, "-m", "afm", "families", "--dataset", "synthetic", "--families", "nfm,xdeepfm",
+                          "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "xdeepfm" in run.stderr

@@ -7,6 +7,7 @@ kept and what it lacks is named.
 """
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 import time
@@ -53,7 +54,7 @@ def family_table(dataset: Dataset, kinds: list[str], budget: SearchBudget = Sear
             results["commits"] = sorted({r["git"].get("commit") or "not recorded"
                                          for f in results["families"].values() for r in f["runs"]})
             if on_family is not None:
-                on_family({**results, "wall_seconds": time.perf_counter() - started})
+                on_family(copy.deepcopy({**results, "wall_seconds": time.perf_counter() - started}))  # a snapshot
     return {**results, "finished": True, "wall_seconds": time.perf_counter() - started}
 
 
@@ -75,16 +76,19 @@ def _config(chosen: dict) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in chosen.items())
 
 
+def _same_protocol(results: dict, other: dict) -> bool:
+    """The same data (fingerprint), loss, k and search budget: rows that may stand in one table."""
+    keys = ("trials", "epoch_cap", "epoch_budget", "embed_dim", "loss")
+    return (other["data"]["fingerprint"] == results["data"]["fingerprint"]
+            and all(other.get("budget", {}).get(k) == results["budget"].get(k) for k in keys))
+
+
 def verdict_rows(results: dict, others: dict[str, dict]) -> pd.DataFrame:
     """The FM and AFM rows of a logistic verdict on the same data, k and budget (the verdict's protocol is
     this file's: one search and budget per side, its seeds, test read for the chosen runs only)."""
-    mine = results["budget"]
-    keys = ("trials", "epoch_cap", "epoch_budget", "embed_dim", "loss")
     rows = []
     for name, other in others.items():
-        budget = other.get("budget", {})
-        if (other.get("kind") != "verdict" or other["data"]["fingerprint"] != results["data"]["fingerprint"]
-                or not other.get("finished") or any(budget.get(k) != mine.get(k) for k in keys)):
+        if other.get("kind") != "verdict" or not other.get("finished") or not _same_protocol(results, other):
             continue
         for row in other["summary"]:
             if row["model"] in ("FM", "AFM", "AFM (scratch)"):
@@ -98,9 +102,16 @@ def verdict_rows(results: dict, others: dict[str, dict]) -> pd.DataFrame:
 
 
 def family_tables(results: dict, others: dict[str, dict] | None = None) -> pd.DataFrame:
-    """Every family of this file and the matching verdict's FM and AFM, beside BARS' figures (Frappe only)."""
+    """Every family of this file and of the other families files of the same protocol (one run a file, so
+    families can run side by side), and the matching verdict's FM and AFM, beside BARS' figures (Frappe)."""
     others = committed_results() if others is None else others
-    table = pd.concat([verdict_rows(results, others), family_summary(results)], ignore_index=True)
+    files = [("this file", results)] + [(f"results/{name}.json", other) for name, other in others.items()
+                                        if other.get("kind") == "families" and other is not results
+                                        and other.get("created") != results.get("created")
+                                        and _same_protocol(results, other)]
+    table = pd.concat([verdict_rows(results, others)]
+                      + [family_summary(other).assign(source=source) for source, other in files], ignore_index=True)
+    table = table.drop_duplicates(subset=["model"], keep="first").reset_index(drop=True)
     if results["data"]["name"] == "frappe" and not table.empty:
         bars = {name.split(" ")[0]: value for name, value in BARS_FRAPPE.items()}
         table["bars_auc"] = table.model.map(lambda m: bars.get(m.split(" ")[0], {}).get("auc", math.nan))
