@@ -77,3 +77,15 @@ def test_field_pairs_match_the_plain_cells_in_value_and_gradient():
     ours = torch.autograd.grad((field_pairs(v, rows, cols) * weights).sum(), v)[0]
     plain = torch.autograd.grad((v[:, rows] * v[:, cols] * weights).sum(), v)[0]
     torch.testing.assert_close(ours, plain)
+
+
+@pytest.mark.parametrize("length", [8, 16, 39])
+def test_softmax_last_is_softmax_with_its_gradient(length):
+    from afm.fast.ops import softmax_last
+
+    scores = (torch.randn(64, 2, length, length, dtype=torch.float64) * 5).requires_grad_()
+    grad = torch.randn(64, 2, length, length, dtype=torch.float64)
+    ours, theirs = softmax_last(scores), torch.softmax(scores, -1)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(torch.autograd.grad(ours, scores, grad)[0], torch.autograd.grad(theirs, scores, grad)[0])
+    assert torch.autograd.gradcheck(softmax_last, (scores[:2, :1, :4, :4].detach().clone().requires_grad_(),))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from afm.fast.ops import gather_rows
+from afm.fast.ops import gather_rows, softmax_last
 from afm.models.config import ModelConfig, Parts
 from afm.models.layers import FLOAT_BYTES, AdditiveModel
 
@@ -117,11 +117,7 @@ class InteractingLayer(nn.Module):
         b, m, _ = v.shape
         split = lambda w: (v @ w).view(b, m, self.heads, self.head_size).transpose(1, 2)  # noqa: E731 (B, H, m, d)
         query, key, value = split(self.query), split(self.key), split(self.value)
-        scores = query @ key.transpose(-1, -2)  # (B, H, m, m)
-        # softmax written out: torch.softmax over rows as short as a field count (8) took 600 us for 4,096
-        # rows on one CPU thread, this 140 us (training steps 1.5x faster), to within 1e-7
-        attention = (scores - scores.amax(-1, keepdim=True)).exp()
-        attention = attention / attention.sum(-1, keepdim=True)
+        attention = softmax_last(query @ key.transpose(-1, -2))  # (B, H, m, m); fast on short rows
         self.attention = attention.detach()
         out = (attention @ value).transpose(1, 2).reshape(b, m, -1)
         return F.relu(out + v @ self.residual)
