@@ -14,6 +14,8 @@ from afm.experiments.results import (
     stability_table,
     sweep_table,
 )
+from afm.core.paper import BARS_SOURCE
+from afm.experiments.families import family_tables
 from afm.experiments.verdict import commits_note, verdict_overview, verdict_sentence, verdict_tables, verdict_words
 from afm.explain import charts
 from afm.models import AFM_KIND, FM_KIND
@@ -81,6 +83,22 @@ else:
         with st.expander("Every searched configuration (validation only)"):
             show_table(tables["search"], f"verdict_search_{name}", download=False)
         download_csv(tables["summary"], f"verdict_summary_{name}", label="Download the summary (CSV)")
+
+st.header("Every family, tuned alike")
+st.caption("DeepFM, DCN-v2, AutoInt and NFM searched with the verdict's budget (the same trials, epoch cap, total "
+           "epochs and ranges), then seeds of each choice read on test, beside the verdict's FM and AFM of the same "
+           "budget and the BARS leaderboard (`python -m afm families --dataset frappe --loss logistic --embed-dim 10`).")
+name, results = choose_results("families", "A families table", "python -m afm families --dataset frappe")
+if results is not None:
+    if results.get("missing"):
+        st.warning(f"Not run yet in this file: {', '.join(results['missing'])} (the run was stopped before them).")
+    table = family_tables(results, COMMITTED)
+    show_table(table, f"families_{name}", download=False)
+    download_csv(table, f"families_{name}", label="Download the families table (CSV)")
+    if "bars_auc" in table:
+        st.caption(plain(f"BARS: {BARS_SOURCE}. BARS searched each model at batch 4096 with embedding "
+                         "regularisation and a learning-rate cut on each plateau; here optimizer, rate and dropout "
+                         "are searched at the paper's batch 128. A reference, not a match."))
 
 st.header("Is it the attention?")
 st.caption("AFM differs from FM in three ways: attention, a learned projection p, and retraining from FM's "
