@@ -239,3 +239,18 @@ def test_the_families_table_tunes_each_family_alike_and_keeps_what_a_stopped_run
     run = subprocess.run([sys.executable, "-m", "afm", "families", "--dataset", "synthetic", "--families", "nfm,xdeepfm",
                           "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "xdeepfm" in run.stderr
+
+
+def test_afm_explain_reads_a_deepfm_by_its_function_and_its_exact_parts(tmp_path):
+    trained = train_and_save(make_synthetic(seed=0), "deepfm", tmp_path / "dfm", {"epochs": 2})
+    run = lambda *a: subprocess.run([sys.executable, "-m", "afm", "explain", str(tmp_path / "dfm"), *a], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=300)
+    split = run("--json")
+    assert split.returncode == 0, split.stderr
+    table = pd.DataFrame(json.loads(split.stdout))
+    assert "mean_attention" not in table and table.mean_abs_interaction.is_monotonic_decreasing
+    row = run("--row", "3", "--json")
+    result = json.loads(row.stdout)
+    parts = result["bias"] + result["first_order_total"] + result["pairs_total"] + result["rest"]
+    assert parts == pytest.approx(result["prediction"], abs=1e-5) and len(result["function_level"]) == 28
+    assert trained.model.config.kind == "deepfm"

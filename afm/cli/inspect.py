@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from afm.cli.common import SPLITS, add_data_dir, add_table_flags, check_output_file, stderr_log, table_options
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_text
@@ -22,6 +24,7 @@ from afm.experiments.interaction_study import (
 from afm.experiments.results import write_results
 from afm.explain.agreement import FAST_MEASURES, MEASURES, compare_models
 from afm.explain.functions import function_interactions, load_torchscript
+from afm.explain.interactions import instance_interactions, interactions, pair_strength
 from afm.explain.parts import decompose, explain_split
 from afm.explain.statistics import attention_spread, describe_spread, pair_statistics
 from afm.models.inference import evaluate
@@ -108,6 +111,15 @@ def cmd_evaluate(args) -> int:
 
 def cmd_explain(args) -> int:
     loaded, dataset = load_with_data(args.model_dir, args.data_dir)
+    if not loaded.model.config.additive:  # no exact per-pair split: the pairs as the function reads them
+        print(describe_spread({}, loaded.model.config), file=sys.stderr if args.json else sys.stdout)
+        if args.row is not None:
+            return _explain_row(args, loaded.model, dataset)
+        table = pair_strength(interactions(loaded.model, dataset, args.split))  # a seeded 2,000-row sample
+        table = table[["field_a", "field_b", "mean_abs_interaction", "share"]]
+        print(table.to_json(orient="records") if args.json else
+              table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return 0
     explanation = explain_split(loaded.model, dataset, args.split)
     spread_line = describe_spread(attention_spread(explanation), loaded.model.config)
     print(spread_line, file=sys.stderr if args.json else sys.stdout)
@@ -124,6 +136,9 @@ def cmd_explain(args) -> int:
 
 def _explain_row(args, model, dataset) -> int:
     result = decompose(model, dataset, args.split, args.row)
+    x = dataset.splits[args.split].x[args.row]
+    if not result["additive"]:  # its pairs as the function reads them at this instance
+        result["function_level"] = instance_interactions(model, dataset, x).tolist()
     if args.json:
         print(json.dumps(result))
         return 0
@@ -131,6 +146,19 @@ def _explain_row(args, model, dataset) -> int:
     print(f"  bias {result['bias']:+.4f}")
     for term in result["first_order"]:
         print(f"  {term['feature']:<40} {term['value']:+.4f}")
+    if not result["additive"]:  # the exact pair terms it has (DeepFM's FM part), the rest, the function's view
+        print(f"  {'non-additive part':<40} {result['rest']:+.4f}")
+        print(f"  {'pair':<60} {'function-level':>14}" + (f" {'exact term':>11}" if result["pair_terms"] else ""))
+        terms = {(p["field_a"], p["field_b"]): p["contribution"] for p in result["pairs"]}
+        names = dataset.field_names
+        rows, cols = np.triu_indices(len(names), k=1)
+        order = np.argsort(-np.abs(result["function_level"]), kind="stable")
+        for q in order:
+            i, j = rows[q], cols[q]
+            label = f"{dataset.feature_names[x[i]]} x {dataset.feature_names[x[j]]}"
+            exact = f" {terms[(names[i], names[j])]:>+11.4f}" if result["pair_terms"] else ""
+            print(f"  {label[:60]:<60} {result['function_level'][q]:>+14.4f}{exact}")
+        return 0
     print(f"  {'pair':<60} {'attention':>9} {'interaction':>11} {'contribution':>12}")
     for p in result["pairs"]:
         label = f"{p['feature_a']} x {p['feature_b']}"
