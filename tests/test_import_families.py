@@ -16,7 +16,9 @@ from afm.data import make_synthetic
 from afm.data.tabular import load_csv
 from afm.models.inference import predict
 from afm.store.checkpoints import load_model
-from afm.store.importers import field_vocabularies, import_model, local_ids
+from afm.store.importers import import_model, local_ids
+from test_import import field_sizes as sizes
+from test_import import train_torchfm as fit_torchfm
 
 torchfm = pytest.importorskip("torchfm", reason="pytorch-fm is in requirements-bench.txt, not installed here")
 
@@ -24,24 +26,6 @@ torchfm = pytest.importorskip("torchfm", reason="pytorch-fm is in requirements-b
 @pytest.fixture(scope="module")
 def data():
     return make_synthetic(seed=3, rows=3000)
-
-
-def sizes(data):
-    return [len(v) for v in field_vocabularies(data)]
-
-
-def fit_torchfm(model, data, steps=40):
-    """Their own training loop's steps (train mode: batch norm learns its statistics), then eval."""
-    x = torch.as_tensor(local_ids(data, "train"))
-    y = torch.as_tensor((data.splits["train"].y > 0).astype(np.float32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for step in range(steps):
-        rows = slice(step * 128 % (len(x) - 128), step * 128 % (len(x) - 128) + 128)
-        loss = torch.nn.functional.binary_cross_entropy(model(x[rows]), y[rows])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
 
 
 def torchfm_logits(model, data, split="test"):

@@ -27,21 +27,40 @@ def _add_tuning(p) -> None:
     add_setting_flags(p, TUNING_SETTINGS, "settings other than the paper's (choose them on validation, never test)")
 
 
+def _add_search_flags(p) -> None:
+    """The flags of an experiment that searches with the verdict's budget, then trains seeds."""
+    p.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
+    p.add_argument("--trials", type=int, default=SearchBudget.trials, help="trials of each search (TPE, pruned by "
+                   "successive halving on validation)")
+    p.add_argument("--epoch-cap", type=int, default=SearchBudget.epoch_cap, help="each trial's epoch cap; a chosen "
+                   "configuration at its cap is trained again with the cap doubled")
+    p.add_argument("--epoch-budget", type=int, help="epochs each search may spend in all (default: trials x cap / 2)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds of every chosen configuration")
+    p.add_argument("--models-dir", metavar="DIR", help="keep the search journal and the final models here (and "
+                   "resume from them)")
+
+
+def _search_setup(args, command: str) -> tuple:
+    """(dataset, fixed settings, budget, the default file stem) of a searching experiment, its flags checked."""
+    check_output_file(args.out)
+    _dataset_among(args.dataset, command, ("frappe", "movielens", "synthetic", "wide"))
+    if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
+            and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
+        raise AFMError("--trials takes 1 to 500, --epoch-cap 1 to 1000, --epoch-budget 1 to 1000000, --seeds 1 to 100")
+    dataset = load_dataset(args.dataset, args.data_dir)
+    fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
+    stem = "-".join([f"{command}-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
+                    + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []))
+    return dataset, fixed, SearchBudget(args.trials, args.epoch_cap, args.epoch_budget), stem
+
+
 def add(sub) -> None:
     v = sub.add_parser("verdict", help="a fair FM vs AFM verdict: FM, AFM from the chosen FM and AFM from scratch "
                        "tuned with one budget (Optuna), seeds, FM given AFM's epochs, uniform AFM and FM+A beside; "
                        "a results file")
-    v.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
-    v.add_argument("--trials", type=int, default=SearchBudget.trials, help="trials of each search (TPE, pruned by "
-                   "successive halving on validation)")
-    v.add_argument("--epoch-cap", type=int, default=SearchBudget.epoch_cap, help="each trial's epoch cap; a chosen "
-                   "configuration at its cap is trained again with the cap doubled")
-    v.add_argument("--epoch-budget", type=int, help="epochs each search may spend in all (default: trials x cap / 2)")
-    v.add_argument("--seeds", type=int, default=5, help="seeds of every final model")
+    _add_search_flags(v)
     v.add_argument("--no-variants", dest="variants", action="store_false", help="leave out uniform AFM and FM+A")
     v.add_argument("--quick", action="store_true", help=QUICK_HELP)
-    v.add_argument("--models-dir", metavar="DIR", help="keep the search journal and the final models here (and "
-                   "resume from them)")
     v.add_argument("--out", help="results file (default: results/verdict-DATASET[-LOSS][-kK][-quick].json)")
     add_setting_flags(v, ["device", "loss", "embed_dim"], "fixed for both sides, never searched")
     add_data_dir(v)
@@ -49,14 +68,9 @@ def add(sub) -> None:
 
     f = sub.add_parser("families", help="every family tuned with the verdict's search and budget, then seeds of each "
                        "choice read on test, beside the same data's verdict and the BARS leaderboard; a results file")
-    f.add_argument("--dataset", required=True, help="frappe, movielens, synthetic or wide")
+    _add_search_flags(f)
     f.add_argument("--families", default="deepfm,dcn,autoint,nfm", metavar="NAME,...",
                    help="the families, in the order they run (FM and AFM come from the verdict of the same budget)")
-    f.add_argument("--trials", type=int, default=SearchBudget.trials, help="trials of each search")
-    f.add_argument("--epoch-cap", type=int, default=SearchBudget.epoch_cap, help="each trial's epoch cap")
-    f.add_argument("--epoch-budget", type=int, help="epochs each search may spend in all (default: trials x cap / 2)")
-    f.add_argument("--seeds", type=int, default=5, help="seeds of every chosen configuration")
-    f.add_argument("--models-dir", metavar="DIR", help="keep the search journal and the models here (and resume)")
     f.add_argument("--out", help="results file (default: results/families-DATASET[-LOSS][-kK].json)")
     add_setting_flags(f, ["device", "loss", "embed_dim"], "fixed for every family, never searched")
     add_data_dir(f)
@@ -115,17 +129,8 @@ def _dataset_among(name: str, command: str, allowed: tuple[str, ...]) -> None:
 
 
 def cmd_verdict(args) -> int:
-    check_output_file(args.out)
-    _dataset_among(args.dataset, "verdict", ("frappe", "movielens", "synthetic", "wide"))
-    if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
-            and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
-        raise AFMError("--trials takes 1 to 500, --epoch-cap 1 to 1000, --epoch-budget 1 to 1000000, --seeds 1 to 100")
-    dataset = load_dataset(args.dataset, args.data_dir)
-    fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
-    stem = "-".join([f"verdict-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
-                    + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []) + (["quick"] if args.quick else []))
-    out = args.out or f"results/{stem}.json"
-    budget = SearchBudget(args.trials, args.epoch_cap, args.epoch_budget)
+    dataset, fixed, budget, stem = _search_setup(args, "verdict")
+    out = args.out or f"results/{stem}{'-quick' if args.quick else ''}.json"
     results = verdict(dataset, budget, args.seeds, args.quick, args.device or "auto", args.models_dir,
                       log=stderr_log, fixed=fixed, variants=args.variants,
                       on_stage=lambda partial: write_results(partial, out))  # a long run leaves what it has
@@ -136,22 +141,14 @@ def cmd_verdict(args) -> int:
 
 
 def cmd_families(args) -> int:
-    check_output_file(args.out)
-    _dataset_among(args.dataset, "families", ("frappe", "movielens", "synthetic", "wide"))
-    if not (1 <= args.trials <= 500 and 1 <= args.epoch_cap <= 1000 and 1 <= args.seeds <= 100
-            and (args.epoch_budget is None or 1 <= args.epoch_budget <= 10**6)):
-        raise AFMError("--trials takes 1 to 500, --epoch-cap 1 to 1000, --epoch-budget 1 to 1000000, --seeds 1 to 100")
     kinds = [name.strip() for name in args.families.split(",") if name.strip()]
     for kind in kinds:
         family(kind)  # an unknown name is refused before anything trains
     if not kinds or len(set(kinds)) != len(kinds):
         raise AFMError("--families takes distinct family names, comma-separated")
-    dataset = load_dataset(args.dataset, args.data_dir)
-    fixed = {name: getattr(args, name) for name in ("loss", "embed_dim") if getattr(args, name) is not None}
-    stem = "-".join([f"families-{args.dataset}"] + ([fixed["loss"]] if "loss" in fixed else [])
-                    + ([f"k{fixed['embed_dim']}"] if "embed_dim" in fixed else []))
+    dataset, fixed, budget, stem = _search_setup(args, "families")
     out = args.out or f"results/{stem}.json"
-    results = family_table(dataset, kinds, SearchBudget(args.trials, args.epoch_cap, args.epoch_budget), args.seeds,
+    results = family_table(dataset, kinds, budget, args.seeds,
                            fixed, args.device or "auto", args.models_dir, log=stderr_log,
                            on_family=lambda partial: write_results(partial, out))  # a long run keeps each family
     out = write_results(results, out)

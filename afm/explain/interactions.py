@@ -30,6 +30,7 @@ import torch
 from afm.data.dataset import Dataset
 from afm.explain.parts import field_pairs
 from afm.models.inference import predict
+from afm.models.layers import evaluating
 
 DEFAULT_REFERENCES = 16
 
@@ -86,9 +87,7 @@ def _pair_terms(model, first: torch.Tensor, second: torch.Tensor) -> tuple[torch
 @torch.no_grad()
 def _pairwise(model, x: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """`by_prediction` for FM and AFM: the softmax sums of a changed row updated from its unchanged row's."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         device = next(model.parameters()).device
         m, rows, cols = x.shape[1], model.pair_rows, model.pair_cols
         scale = 1.0 if model.config.normalised_weights else float(model.num_pairs)
@@ -128,8 +127,6 @@ def _pairwise(model, x: np.ndarray, refs: np.ndarray) -> np.ndarray:
         f_a, f_b = scale * num_f[..., rows] / den_f[..., rows], scale * num_f[..., cols] / den_f[..., cols]
         mixed = f0[..., None] - f_a - f_b + scale * num_ab / den_ab  # first-order terms cancel exactly
         return mixed.mean(1).cpu().numpy()
-    finally:
-        model.train(was_training)
 
 
 def mixed_differences(model, x: np.ndarray, refs: np.ndarray) -> np.ndarray:
@@ -238,12 +235,8 @@ def pair_term_view(model, result: Interactions, field_a: str, field_b: str, limi
     view = {"function-level": strength}
     if model.config.pairwise:  # a pair term to show: p^T(v_a*v_b), and the attention score where it learns one
         first, second = a_ids[:, None].expand(shape), b_ids[None].expand(shape)
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             score, interaction = _pair_terms(model, first.reshape(-1), second.reshape(-1))
-        finally:
-            model.train(was_training)
         view = {"interaction": frame(interaction.numpy()), **view}
         if model.config.has_attention:
             view["attention score"] = frame(score.numpy())

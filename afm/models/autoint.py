@@ -14,6 +14,7 @@ from torch import nn
 from afm.models.blocks import MLP, EmbeddingModel, InteractingLayer
 from afm.models.config import ModelConfig
 from afm.models.families import Family
+from afm.models.layers import evaluating
 
 
 class AutoInt(EmbeddingModel):
@@ -62,13 +63,9 @@ class AutoInt(EmbeddingModel):
     @torch.no_grad()
     def field_attention(self, x: torch.Tensor) -> torch.Tensor:
         """(B, layers, heads, m, m): row i of a map is how field i's output reads the fields, summing to 1."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             self.rest(self.embed(x))
             return torch.stack([layer.attention for layer in self.interacting], 1)
-        finally:
-            self.train(was_training)
 
 
 # AutoInt's paper: 3 layers, 2 heads of 32 (here 16 on the small data), residual connections, no MLP.

@@ -14,7 +14,7 @@ from torch import nn
 
 from afm.fast.ops import gather_rows, softmax_last
 from afm.models.config import ModelConfig, Parts
-from afm.models.layers import FLOAT_BYTES, AdditiveModel
+from afm.models.layers import FLOAT_BYTES, AdditiveModel, evaluating
 
 
 class BatchNorm(nn.BatchNorm1d):
@@ -160,23 +160,15 @@ class EmbeddingModel(AdditiveModel):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self(x)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def parts(self, x: torch.Tensor, chunk: int = 8192) -> Parts:
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             attention, interaction = self.pair_terms(x, chunk)
             first = self.first_order(x)
             rest = self.rest(self.embed(x))
             bias = self.bias.expand(x.shape[0])
             prediction = bias + first.sum(1) + interaction.sum(1) + rest
             return Parts(bias, first, attention, interaction, interaction, prediction, rest)
-        finally:
-            self.train(was_training)

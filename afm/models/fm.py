@@ -6,7 +6,7 @@ import torch
 from afm.fast.ops import gather_rows, pairwise_sum
 from afm.models.config import ModelConfig
 from afm.models.families import Family
-from afm.models.layers import PairwiseModel
+from afm.models.layers import PairwiseModel, evaluating
 
 
 class FM(PairwiseModel):
@@ -21,12 +21,8 @@ class FM(PairwiseModel):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self(x)  # the O(m k) forward beats pair-by-pair evaluation for FM
-        finally:
-            self.train(was_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(x, pairwise_sum(gather_rows(self.embedding, x)))  # the pair sum in O(m k)

@@ -9,6 +9,8 @@ autograd's (docs/performance.md); the values are the same.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -16,6 +18,17 @@ from afm.fast.ops import gather_rows, pair_products
 from afm.models.config import ModelConfig, Parts
 
 FLOAT_BYTES = 4
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """The module in eval mode (no dropout, batch norm's running statistics) for the block, then as it was."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class AdditiveModel(nn.Module):
@@ -71,17 +84,13 @@ class AdditiveModel(nn.Module):
     @torch.no_grad()
     def parts(self, x: torch.Tensor, chunk: int = 8192) -> Parts:
         """The exact decomposition, computed without dropout; parts sum to `prediction`."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             attention, interaction = self.pair_terms(x, chunk)
             contribution = attention * interaction
             first = self.first_order(x)
             bias = self.bias.expand(x.shape[0])
             prediction = bias + first.sum(1) + contribution.sum(1)
             return Parts(bias, first, attention, interaction, contribution, prediction, torch.zeros_like(prediction))
-        finally:
-            self.train(was_training)
 
 
 class PairwiseModel(AdditiveModel):
