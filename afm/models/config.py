@@ -26,7 +26,7 @@ class ModelConfig:
     attention: bool = True  # False: uniform pair weights, for a family with attention
     learn_p: bool = True
     hidden_layers: str = settings.default("hidden_layers")
-    batch_norm: bool = False
+    batch_norm: bool = settings.default("batch_norm")
     cross_layers: int = settings.default("cross_layers")
     cross_structure: str = settings.default("cross_structure")
     attention_layers: int = settings.default("attention_layers")
@@ -134,5 +134,4 @@ class Parts:
     interaction: torch.Tensor  # p^T (v_i * v_j)
     contribution: torch.Tensor  # attention * interaction
     prediction: torch.Tensor  # bias + first_order.sum(1) + contribution.sum(1) + rest
-    rest: torch.Tensor | None = None  # B: the part of no exact per-pair split (an MLP's, a cross network's); zero
-    # for the additive families
+    rest: torch.Tensor  # B: the part of no exact per-pair split (an MLP's, a cross network's); zero when additive
