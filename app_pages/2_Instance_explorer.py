@@ -1,12 +1,11 @@
 """Instance explorer: why did the model predict this for this instance?"""
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from afm.explain import charts
 from afm.explain.field_attention import attention_agreement, field_attention
-from afm.explain.interactions import instance_interactions
-from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_labels, pair_values, pair_view, pairs_frame, side_by_side
+from afm.explain.interactions import instance_frame, instance_interactions
+from afm.explain.parts import PAIR_VIEWS, decompose_ids, pair_labels, pair_view, pairs_frame, side_by_side
 from afm.explain.selection import random_row, rows_by_disagreement, rows_by_error, rows_matching
 from afm.explain.statistics import attention_spread, describe_spread
 from ui import (friendly_errors, model_label, null_line, plain, selected_pair, selection, show_chart, show_table,
@@ -88,11 +87,7 @@ def show_non_additive(model, dataset, x, result: dict, kind: str, changed: bool,
     st.caption(f"The bars add up exactly to the prediction: {exact}and the non-additive part in one bar."
                + ("" if result["probability"] is None else f" Logit {result['prediction']:+.4f}, probability "
                   f"{result['probability']:.3f}. {LOG_ODDS_NOTE}"))
-    table = pd.DataFrame({"pair": [f"{dataset.feature_names[x[i]]} x {dataset.feature_names[x[j]]}" for i, j in
-                                   zip(*np.triu_indices(len(x), k=1))], "function_level": values})
-    if result["pair_terms"]:
-        table["exact_pair_term"] = pair_values(result, dataset.field_names, "contribution")
-    show_table(table.sort_values("function_level", key=np.abs, ascending=False), "instance_function_level")
+    show_table(instance_frame(dataset, x, values, result), "instance_function_level")
     if config.has_field_attention:
         st.subheader("Self-attention over fields, per layer and head")
         maps = field_attention(model.model, x[None])[0]
@@ -172,11 +167,8 @@ with friendly_errors():
         st.subheader(f"The baseline's view of the same instance ({baseline.label})")
         st.caption(f"{baseline.label} has no exact per-pair split: its function-level interactions at this instance "
                    "beside this model's exact pair terms.")
-        show_table(pd.DataFrame({"pair": pairs_frame(result).pair, "contribution": [p["contribution"] for p in result["pairs"]]})
-                   .merge(pd.DataFrame({"pair": [f"{model_dataset.feature_names[x[i]]} x {model_dataset.feature_names[x[j]]}"
-                                                 for i, j in zip(*np.triu_indices(len(x), k=1))],
-                                        "baseline_function_level": instance_interactions(pair.baseline.model, model_dataset, x)}),
-                          on="pair"), "fm_vs_afm_instance")
+        show_table(instance_frame(model_dataset, x, instance_interactions(pair.baseline.model, model_dataset, x),
+                                  result, name="baseline_function_level"), "fm_vs_afm_instance")
     elif pair.same_data:
         baseline = pair.baseline.model.config
         st.subheader(f"The baseline's view of the same instance ({baseline.label})")

@@ -15,7 +15,7 @@ from afm.data import make_synthetic
 from afm.explain import charts
 from afm.explain.agreement import compare_models, pair_measures
 from afm.explain.field_attention import attention_agreement, attention_pair_scores, field_attention
-from afm.explain.interactions import by_prediction, instance_interactions, references
+from afm.explain.interactions import by_prediction, instance_frame, instance_interactions, references
 from afm.explain.parts import batch_parts, decompose_ids
 from afm.models import FAMILIES, ModelConfig, build_model
 from afm.store.checkpoints import load_model
@@ -69,6 +69,9 @@ def test_the_function_level_measures_read_every_family_and_the_exact_ones_do_not
     one = instance_interactions(model, data, ids, reference_count=8)
     refs = references(data.splits["train"].x, 8)
     np.testing.assert_allclose(one, by_prediction(model, ids[None], refs)[0], atol=1e-6)
+    frame = instance_frame(data, ids, one, decompose_ids(model, data, ids))
+    assert np.abs(frame.function_level).is_monotonic_decreasing and len(frame) == len(one)
+    assert ("exact_pair_term" in frame) == (kind == "deepfm")  # only DeepFM has exact pair terms beside
 
 
 def test_the_waterfall_sums_to_the_prediction_with_one_non_additive_bar(data):

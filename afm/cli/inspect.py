@@ -24,7 +24,7 @@ from afm.experiments.interaction_study import (
 from afm.experiments.results import write_results
 from afm.explain.agreement import FAST_MEASURES, MEASURES, compare_models
 from afm.explain.functions import function_interactions, load_torchscript
-from afm.explain.interactions import instance_interactions, interactions, pair_strength
+from afm.explain.interactions import instance_frame, instance_interactions, interactions, pair_strength
 from afm.explain.parts import decompose, explain_split
 from afm.explain.statistics import attention_spread, describe_spread, pair_statistics
 from afm.models.inference import evaluate
@@ -148,16 +148,8 @@ def _explain_row(args, model, dataset) -> int:
         print(f"  {term['feature']:<40} {term['value']:+.4f}")
     if not result["additive"]:  # the exact pair terms it has (DeepFM's FM part), the rest, the function's view
         print(f"  {'non-additive part':<40} {result['rest']:+.4f}")
-        print(f"  {'pair':<60} {'function-level':>14}" + (f" {'exact term':>11}" if result["pair_terms"] else ""))
-        terms = {(p["field_a"], p["field_b"]): p["contribution"] for p in result["pairs"]}
-        names = dataset.field_names
-        rows, cols = np.triu_indices(len(names), k=1)
-        order = np.argsort(-np.abs(result["function_level"]), kind="stable")
-        for q in order:
-            i, j = rows[q], cols[q]
-            label = f"{dataset.feature_names[x[i]]} x {dataset.feature_names[x[j]]}"
-            exact = f" {terms[(names[i], names[j])]:>+11.4f}" if result["pair_terms"] else ""
-            print(f"  {label[:60]:<60} {result['function_level'][q]:>+14.4f}{exact}")
+        table = instance_frame(dataset, x, np.asarray(result["function_level"]), result)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
         return 0
     print(f"  {'pair':<60} {'attention':>9} {'interaction':>11} {'contribution':>12}")
     for p in result["pairs"]:

@@ -147,6 +147,21 @@ def instance_interactions(model, dataset: Dataset, ids, split: str = "train",
     return mixed_differences(model, x, references(dataset.splits[split].x, reference_count, seed))[0]
 
 
+def instance_frame(dataset: Dataset, ids, values: np.ndarray, decomposition: dict | None = None,
+                   name: str = "function_level") -> pd.DataFrame:
+    """One row per field pair of an instance, named by its two features: the function-level interactions
+    `values` (the models' pair order) as `name`, and a decomposition's exact pair term where its model has
+    them (`exact_pair_term`); the largest |values| first."""
+    ids = np.asarray(ids).reshape(-1)
+    rows, cols = np.triu_indices(len(ids), k=1)
+    names = dataset.feature_names
+    table = pd.DataFrame({"pair": [f"{names[ids[i]]} x {names[ids[j]]}" for i, j in zip(rows, cols)], name: values})
+    if decomposition is not None and decomposition.get("pair_terms", True):
+        by_pair = {(p["field_a"], p["field_b"]): p["contribution"] for p in decomposition["pairs"]}
+        table["exact_pair_term"] = [by_pair[pair] for pair in field_pairs(dataset.field_names)]
+    return table.sort_values(name, key=np.abs, ascending=False, kind="stable").reset_index(drop=True)
+
+
 @dataclass
 class Interactions:
     """Function-level interaction strengths of one model on (a sample of) one split."""
