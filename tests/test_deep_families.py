@@ -257,3 +257,21 @@ def test_afm_explain_reads_a_deepfm_by_its_function_and_its_exact_parts(tmp_path
     parts = result["bias"] + result["first_order_total"] + result["pairs_total"] + result["rest"]
     assert parts == pytest.approx(result["prediction"], abs=1e-5) and len(result["function_level"]) == 28
     assert trained.model.config.kind == "deepfm"
+
+
+def test_a_deep_familys_interactions_stand_beside_its_null(tmp_path):
+    """The null (the same settings on permuted labels) works for any family: NFM's planted pairs beat it."""
+    run = lambda *a: subprocess.run([sys.executable, "-m", "afm", *a], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=600)
+    for out, extra in ((tmp_path / "set", []), (tmp_path / "null", ["--permute-labels"])):
+        trained = run("train", "--model", "nfm", "--epochs", "6", "--seeds", "2", "--out", str(out), "--quiet", *extra)
+        assert trained.returncode == 0, trained.stderr
+    measured = run("interactions", str(tmp_path / "set"), "--null", str(tmp_path / "null"), "--sample", "400",
+                   "--references", "8", "--measures", "interaction", "--json")
+    assert measured.returncode == 0, measured.stderr
+    result = json.loads(measured.stdout)
+    bands = pd.DataFrame(result["bands"])
+    beating = {tuple(sorted(p)) for p in zip(bands[bands.beats_null == True].field_a,  # noqa: E712
+                                            bands[bands.beats_null == True].field_b)}
+    planted = {tuple(sorted(pair)) for pair in make_synthetic(seed=0).planted_effects}
+    assert planted <= beating and "interaction" in result["null_agreement"]
