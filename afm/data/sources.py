@@ -14,14 +14,14 @@ from pathlib import Path
 
 from afm.core.errors import DataError
 from afm.core.paths import user_directory
-from afm.data import frappe, libfm, movielens, synthetic, tabular
+from afm.data import frappe, libfm, movielens, prepared, synthetic, tabular
 from afm.data.dataset import Dataset
 from afm.data.permuted import KEY as PERMUTED
 from afm.data.permuted import original_source, permute_labels
 from afm.data.source import Source
 
-SOURCES: tuple[Source, ...] = (synthetic.SYNTHETIC, synthetic.WIDE, frappe.SOURCE, movielens.SOURCE, libfm.SOURCE,
-                               tabular.SOURCE)
+SOURCES: tuple[Source, ...] = (synthetic.SYNTHETIC, synthetic.WIDE, frappe.SOURCE, movielens.SOURCE, prepared.SOURCE,
+                               libfm.SOURCE, tabular.SOURCE)
 BY_NAME = {source.name: source for source in SOURCES}
 NAMED_SOURCES = tuple(source.name for source in SOURCES if source.named)
 
