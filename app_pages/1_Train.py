@@ -1,11 +1,13 @@
 """Train: choose data and a model, watch it learn, stop it when you like; manage saved models."""
 import json
+from pathlib import Path
 
 import streamlit as st
 
 from afm.core.errors import AFMError
 from afm.core.settings import BY_NAME
 from afm.data import dataset_status
+from afm.data.prepared import read_meta
 from afm.data.sources import BY_NAME as SOURCES
 from afm.data.tabular import TableOptions, identifier_columns, table_columns, table_spec
 from afm.explain import charts
@@ -26,8 +28,16 @@ st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). D
 def choose_source():
     """The data source as a `load_dataset` argument (a JSON-able spec), or None when it is unavailable."""
     status = {row["name"]: row for row in dataset_status()}
-    kind = st.radio("Data", [*status, "your CSV file"], horizontal=True, key="train_data",
-                    help="; ".join(f"{name}: {SOURCES[name].summary}" for name in status))
+    kind = st.radio("Data", [*status, "your CSV file", "a prepared click log"], horizontal=True, key="train_data",
+                    help="; ".join(f"{name}: {SOURCES[name].summary}" for name in status)
+                    + "; a prepared click log: a directory `python -m afm prepare` wrote")
+    if kind == "a prepared click log":
+        where = st.text_input("The prepared directory (what `python -m afm prepare --out DIR` wrote)",
+                              key="train_prepared").strip()
+        if not where:
+            return None
+        read_meta(where)  # a directory that is not one is said in one line (friendly_errors)
+        return {"kind": "prepared", "path": str(Path(where).expanduser().resolve())}
     if kind in status and not SOURCES[kind].generated:
         if not status[kind]["available"]:
             st.info(f"{kind.capitalize()} is not on this machine. Its licence forbids redistribution, so fetch it "

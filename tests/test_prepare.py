@@ -97,3 +97,22 @@ def test_a_prepared_directory_trains_and_bad_input_is_one_line(log, tmp_path):
     assert json.loads((tmp_path / "fm" / "model.json").read_text())["model"]["loss"] == "logistic"
     bad = run("prepare", str(log), "--target", "clicked", "--names", ",".join(COLUMNS), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no column 'clicked'" in bad.stderr
+
+
+def test_the_train_page_takes_a_prepared_directory(log, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    out = prepare([log], tmp_path / "p", SETTINGS, log=lambda line: None)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    app.switch_page("app_pages/1_Train.py").run()
+    app.radio(key="train_data").set_value("a prepared click log").run()
+    app.text_input(key="train_prepared").set_value(str(tmp_path)).run()  # not a prepared directory: said
+    assert not app.exception and any("not a readable prepared dataset" in e.value for e in app.error)
+    app.text_input(key="train_prepared").set_value(str(out)).run()
+    assert not app.exception and any("39 fields" in c.value for c in app.caption)
+    app.radio(key="train_kind").set_value("fm").run()
+    app.number_input(key="hp_p_fm_epochs").set_value(1).run()
+    app.button(key="start_training").click().run()
+    state = app.session_state["job"].wait(120)
+    assert state.status == "finished", state.message
