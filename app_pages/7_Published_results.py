@@ -15,7 +15,7 @@ from afm.experiments.results import (
     sweep_table,
 )
 from afm.core.paper import BARS_SOURCE
-from afm.experiments.families import family_tables
+from afm.experiments.families import family_tables, still_missing
 from afm.experiments.verdict import commits_note, verdict_overview, verdict_sentence, verdict_tables, verdict_words
 from afm.explain import charts
 from afm.models import AFM_KIND, FM_KIND
@@ -90,8 +90,10 @@ st.caption("DeepFM, DCN-v2, AutoInt and NFM searched with the verdict's budget (
            "budget and the BARS leaderboard (`python -m afm families --dataset frappe --loss logistic --embed-dim 10`).")
 name, results = choose_results("families", "A families table", "python -m afm families --dataset frappe")
 if results is not None:
-    if results.get("missing"):
-        st.warning(f"Not run yet in this file: {', '.join(results['missing'])} (the run was stopped before them).")
+    missing = still_missing(results, COMMITTED)
+    if missing:
+        st.warning(f"Not run yet: {', '.join(missing)} (the run was stopped before them, and no other file of "
+                   "this protocol has them).")
     table = family_tables(results, COMMITTED)
     show_table(table, f"families_{name}", download=False)
     download_csv(table, f"families_{name}", label="Download the families table (CSV)")

@@ -119,15 +119,22 @@ def family_tables(results: dict, others: dict[str, dict] | None = None) -> pd.Da
     return table
 
 
+def still_missing(results: dict, others: dict[str, dict] | None = None) -> list[str]:
+    """The families this file was asked for that neither it nor another file of the same protocol holds."""
+    held = set(family_tables(results, others).model)
+    return [kind for kind in results.get("missing", []) if family(kind).label not in held]
+
+
 def families_markdown(results: dict) -> str:
     budget = results["budget"]
     lines = [f"Every family on {results['data']['name']} with {budget.get('loss', 'the default')} loss at k = "
              f"{budget.get('embed_dim', 'the default')}, each searched with the same budget ({budget['trials']} "
              f"trials, epoch cap {budget['epoch_cap']}, {budget['epoch_budget']} epochs in all), then "
              f"{budget['seeds']} seeds of its choice read on test."]
-    if results.get("missing"):
-        lines += ["", "Not run yet (the run was stopped before them): "
-                  + ", ".join(family(kind).label for kind in results["missing"]) + "."]
+    missing = still_missing(results)
+    if missing:
+        lines += ["", "Not run yet (the run was stopped before them, and no other file of this protocol has them): "
+                  + ", ".join(family(kind).label for kind in missing) + "."]
     lines += ["", markdown_table(family_tables(results), 4)]
     if results["data"]["name"] == "frappe":
         lines += ["", f"BARS: {BARS_SOURCE}. BARS searched each model with FuxiCTR at batch 4096 with embedding "
