@@ -51,11 +51,16 @@ def pick_row(dataset, split, pair) -> int:
     return int(st.selectbox("Row", ranked.row.tolist(), key="pick_ranked"))
 
 
-def show_prediction(result: dict, kind: str, changed: bool, label: float, column) -> None:
+def show_prediction(result: dict, kind: str, column) -> None:
     if result["probability"] is None:
         column.metric(f"{kind} prediction", f"{result['prediction']:+.4f}")
     else:
         column.metric(f"{kind} probability of +1", f"{result['probability']:.3f}", help=LOG_ODDS_NOTE)
+
+
+@st.cache_data(show_spinner="Ranking the pairs by attention and by the function...", max_entries=8)
+def agreement_with_function(model_key: str, split: str, _model, _dataset) -> dict:
+    return attention_agreement(_model, _dataset, split, sample=500)
 
 
 def show_non_additive(model, dataset, x, result: dict, kind: str, changed: bool, label: float, split: str) -> None:
@@ -63,7 +68,7 @@ def show_non_additive(model, dataset, x, result: dict, kind: str, changed: bool,
     and ranking, the exact parts it has and the rest in one bar, and self-attention maps where it has them."""
     config = model.model.config
     a, b, c = st.columns(3)
-    show_prediction(result, kind, changed, label, a)
+    show_prediction(result, kind, a)
     b.metric("Label", "changed instance" if changed else f"{label:+g}")
     c.metric("Non-additive part", f"{result['rest']:+.4f}",
              help="What the MLP, cross network or self-attention adds: it splits into no per-pair terms.")
@@ -93,7 +98,7 @@ def show_non_additive(model, dataset, x, result: dict, kind: str, changed: bool,
         maps = field_attention(model.model, x[None])[0]
         show_chart(charts.field_attention_maps(maps, dataset.field_names, f"{kind}: which fields each field reads",
                                                feature_names), "instance_field_attention")
-        agreement = attention_agreement(model.model, dataset, split, sample=500)
+        agreement = agreement_with_function(f"{model.path} {model.meta.get('created', '')}", split, model.model, dataset)
         st.caption(plain(f"Attention is not interaction: it says which fields a field's output reads, not which pairs "
                          f"act together on the prediction. Over 500 rows of the {split} split, the pairs ranked by "
                          f"attention (both ways, every layer and head) and by function-level |interaction| agree at "
@@ -127,7 +132,7 @@ with friendly_errors():
         show_non_additive(model, model_dataset, x, result, kind, changed, label, split)
         st.stop()
     a, b, c = st.columns(3)
-    show_prediction(result, kind, changed, label, a)
+    show_prediction(result, kind, a)
     b.metric("Label", "changed instance" if changed else f"{label:+g}")
     faith = result["faithfulness"]["attention_vs_ablation"]
     c.metric("Attention vs ablation (Spearman)", "n/a" if faith is None else f"{faith:.2f}",
