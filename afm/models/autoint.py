@@ -73,9 +73,9 @@ FAMILY = Family("autoint", "AutoInt", "multi-head self-attention over the fields
                 settings=("embed_dim", "dropout", "hidden_layers", "batch_norm", "attention_layers",
                           "attention_heads", "head_size"),
                 presets={"default": {"hidden_layers": "", "attention_layers": 2, "lr": 0.003},
-                         "frappe": {"hidden_layers": "", "attention_layers": 3, "head_size": 32, "lr": 0.001,
+                         "frappe": {"embed_dim": 10, "hidden_layers": "", "attention_layers": 3, "head_size": 32, "lr": 0.001,
                                     "optimizer": "adam"},
-                         "movielens": {"hidden_layers": "", "attention_layers": 3, "head_size": 32, "lr": 0.001,
+                         "movielens": {"embed_dim": 10, "hidden_layers": "", "attention_layers": 3, "head_size": 32, "lr": 0.001,
                                        "optimizer": "adam"}},
                 additive=False, pairwise=False, pair_terms=False, normalised=True, attention=True,
                 field_attention=True)

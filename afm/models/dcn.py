@@ -50,8 +50,8 @@ class DCN(EmbeddingModel):
 FAMILY = Family("dcn", "DCN-v2", "a cross network of full matrices beside (or before) an MLP", DCN,
                 settings=("embed_dim", "dropout", "hidden_layers", "batch_norm", "cross_layers", "cross_structure"),
                 presets={"default": {"hidden_layers": "64,64", "cross_layers": 2, "dropout": 0.2, "lr": 0.003},
-                         "frappe": {"hidden_layers": "400,400,400", "cross_layers": 3, "dropout": 0.2, "lr": 0.001,
+                         "frappe": {"embed_dim": 10, "hidden_layers": "400,400,400", "cross_layers": 3, "dropout": 0.2, "lr": 0.001,
                                     "optimizer": "adam"},
-                         "movielens": {"hidden_layers": "400,400,400", "cross_layers": 3, "dropout": 0.2, "lr": 0.001,
+                         "movielens": {"embed_dim": 10, "hidden_layers": "400,400,400", "cross_layers": 3, "dropout": 0.2, "lr": 0.001,
                                        "optimizer": "adam"}},
                 additive=False, pairwise=False, pair_terms=False)

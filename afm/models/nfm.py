@@ -41,8 +41,8 @@ class NFM(EmbeddingModel):
 FAMILY = Family("nfm", "NFM", "the pair products pooled into one vector, then an MLP", NFM,
                 settings=("embed_dim", "dropout", "hidden_layers", "batch_norm"),
                 presets={"default": {"hidden_layers": "64", "dropout": 0.2, "lr": 0.003},
-                         "frappe": {"hidden_layers": "64", "dropout": 0.3, "batch_norm": True, "lr": 0.001,
+                         "frappe": {"embed_dim": 10, "hidden_layers": "64", "dropout": 0.3, "batch_norm": True, "lr": 0.001,
                                     "optimizer": "adam"},
-                         "movielens": {"hidden_layers": "64", "dropout": 0.3, "batch_norm": True, "lr": 0.001,
+                         "movielens": {"embed_dim": 10, "hidden_layers": "64", "dropout": 0.3, "batch_norm": True, "lr": 0.001,
                                        "optimizer": "adam"}},
                 additive=False, pairwise=False, pair_terms=False)
