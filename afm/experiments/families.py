@@ -21,6 +21,7 @@ from afm.experiments.markdown import markdown_table
 from afm.experiments.results import committed_results, header
 from afm.experiments.tuning import SearchBudget, check_grids, preset_trial, search_space, space_table, tune
 from afm.experiments.verdict import final_runs
+from afm.models import AFM_KIND, FM_KIND
 from afm.models.families import family
 from afm.training.loop import resolve_device
 from afm.training.sets import train_set
@@ -76,6 +77,9 @@ def _config(chosen: dict) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in chosen.items())
 
 
+SEARCHES = {"FM": FM_KIND, "AFM": AFM_KIND, "AFM (scratch)": "afm-scratch"}  # a verdict's summary row: its search
+
+
 def _same_protocol(results: dict, other: dict) -> bool:
     """The same data (fingerprint), loss, k and search budget: rows that may stand in one table."""
     keys = ("trials", "epoch_cap", "epoch_budget", "embed_dim", "loss")
@@ -96,7 +100,7 @@ def verdict_rows(results: dict, others: dict[str, dict]) -> pd.DataFrame:
                              "seeds": row["seeds"], "test_auc": row["auc_mean"], "auc_std": row["auc_std"],
                              "test_logloss": row["mean"], "logloss_std": row["std"],
                              "epochs_run": row.get("epochs_in_all", math.nan),
-                             "chosen": _config(other["chosen"][{"FM": "fm", "AFM": "afm"}.get(row["model"], "afm-scratch")]),
+                             "chosen": _config(other["chosen"][SEARCHES[row["model"]]]),
                              "source": f"results/{name}.json"})
     return pd.DataFrame(rows)
 
