@@ -149,6 +149,12 @@ def test_published_results_page_shows_each_committed_results_file(registry):
             provenance = [c.value for c in app.caption if "threads" in c.value]
             # every committed file says which code made it, or what git history can say of it
             assert provenance and ("code " in provenance[0] or "at or before the parent of" in provenance[0])
+    families = [name for name, results in committed.items() if results.get("kind") == "families"]
+    if families:  # every family tuned alike, beside the verdict's FM and AFM and BARS
+        app.selectbox(key="families_file").set_value(families[0]).run()
+        table = next(d.value for d in app.dataframe if "bars_auc" in d.value.columns)
+        assert {"FM", "DeepFM"} <= set(table.model) and table.bars_auc.notna().all()
+        assert not any("DCN-v2" in w.value for w in app.warning)  # held by another file of the same protocol
 
 
 def test_attention_across_datasets_page(registry):
