@@ -61,6 +61,10 @@ def test_the_ids_are_the_values_with_rare_ones_folded_and_every_row_in_one_split
 
 def test_an_interrupted_prepare_resumes_to_the_same_bytes(log, tmp_path):
     whole = prepare([log], tmp_path / "whole", SETTINGS, log=lambda line: None)
+    shutil.copytree(whole, tmp_path / "part")  # an older finished dataset in the folder: not readable midway
+    part = prepare([log], tmp_path / "part", PrepareSettings(**{**SETTINGS.__dict__, "seed": 1}),
+                   log=lambda line: None, stop_after_batches=2)
+    assert (part / "progress.json").exists() and not (part / "dataset.json").exists()
     part = prepare([log], tmp_path / "part", SETTINGS, log=lambda line: None, stop_after_batches=2)
     assert (part / "progress.json").exists() and not (part / "dataset.json").exists()
     with pytest.raises(DataError, match="not a finished prepared dataset"):

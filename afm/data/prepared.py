@@ -221,6 +221,7 @@ def prepare(paths: list[str | Path], out: str | Path, settings: PrepareSettings,
     if progress is not None and progress.get("record") != record:
         progress = None  # other files or settings: start over
     fields = _fields(paths, settings)
+    (out / META).unlink(missing_ok=True)  # a finished marker only once these arrays are whole again
     if progress is None:
         counts, totals = _count(paths, settings, fields, log)
         vocab, folded = _vocabularies(counts, settings.min_count)
