@@ -54,7 +54,10 @@ def test_the_ids_are_the_values_with_rare_ones_folded_and_every_row_in_one_split
         folded = values[~kept]
         assert all(counts.get(v, 0) < 3 for v in folded)  # only values rare in train are folded
     assert meta["folded_into_rare"] and sum(meta["folded_into_rare"].values()) > 0
-    np.testing.assert_array_equal(row_splits(0, 10, 0), row_splits(0, 10, 0))
+    np.testing.assert_array_equal(row_splits(5, 10, 0), row_splits(0, 15, 0)[5:])  # a row's own, whatever the batch
+    shares = np.bincount(row_splits(0, 100_000, 3), minlength=3) / 100_000
+    np.testing.assert_allclose(shares, [0.7, 0.2, 0.1], atol=0.01)
+    assert (row_splits(0, 1000, 3) != row_splits(0, 1000, 4)).any()
     assert set(np.load(out / "train.y.npy").tolist()) == {-1.0, 1.0}
     assert [s["sha256"] for s in meta["sources"]] == [__import__("hashlib").sha256(log.read_bytes()).hexdigest()]
 
