@@ -90,11 +90,11 @@ st.caption("DeepFM, DCN-v2, AutoInt and NFM searched with the verdict's budget (
            "budget and the BARS leaderboard (`python -m afm families --dataset frappe --loss logistic --embed-dim 10`).")
 name, results = choose_results("families", "A families table", "python -m afm families --dataset frappe")
 if results is not None:
-    missing = still_missing(results, COMMITTED)
+    table = family_tables(results, COMMITTED)
+    missing = still_missing(results, table)
     if missing:
         st.warning(f"Not run yet: {', '.join(missing)} (the run was stopped before them, and no other file of "
                    "this protocol has them).")
-    table = family_tables(results, COMMITTED)
     show_table(table, f"families_{name}", download=False)
     download_csv(table, f"families_{name}", label="Download the families table (CSV)")
     if "bars_auc" in table:

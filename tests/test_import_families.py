@@ -173,7 +173,7 @@ def test_a_torchfm_deepfm_on_a_csv_nobody_here_wrote_imports_from_the_cli(tmp_pa
                    str(tmp_path / "clicks.csv"), "--target", "clicked", "--vocab", str(tmp_path / "encoded"),
                    "--out", str(tmp_path / "models" / "deepfm"))
     assert imported.returncode == 0, imported.stderr
-    assert "imported an DeepFM" in imported.stdout or "imported a DeepFM" in imported.stdout
+    assert "imported DeepFM (k=6, MLP 16 with batch norm, logistic loss) from torchfm" in imported.stdout
     loaded = load_model(tmp_path / "models" / "deepfm").model
     data = load_csv(tmp_path / "clicks.csv", target="clicked")
     np.testing.assert_allclose(predict(loaded, data.splits["test"].x), logits.squeeze(1).numpy(), atol=1e-5)

@@ -18,7 +18,7 @@ from afm.data import load_dataset
 from afm.data.clicklog import COLUMNS, NUMERIC, write_criteo_like
 from afm.data.prepared import MISSING, RARE, PrepareSettings, load_prepared, prepare, read_meta, row_splits
 
-SETTINGS = PrepareSettings("label", tuple(COLUMNS), numeric=NUMERIC, min_count=3, batch_rows=1500)
+SETTINGS = PrepareSettings("label", tuple(COLUMNS), sep="\t", numeric=NUMERIC, min_count=3, batch_rows=1500)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,8 @@ def test_a_prepared_directory_trains_and_bad_input_is_one_line(log, tmp_path):
                   str(tmp_path / "fm"))
     assert trained.returncode == 0, trained.stderr
     assert json.loads((tmp_path / "fm" / "model.json").read_text())["model"]["loss"] == "logistic"
-    bad = run("prepare", str(log), "--target", "clicked", "--names", ",".join(COLUMNS), "--out", str(tmp_path / "x"))
+    bad = run("prepare", str(log), "--target", "clicked", "--names", ",".join(COLUMNS), "--sep", "\t", "--out",
+              str(tmp_path / "x"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no column 'clicked'" in bad.stderr
 
 

@@ -160,7 +160,7 @@ def cmd_import(args) -> int:
     for note in notes:
         print(f"note: {note}")
     where = "test" if held_out_known(dataset) else "our test split (may include its training rows)"
-    print(f"imported an {model.config.label} ({model.config.describe()}, logistic loss) from {args.library}: "
+    print(f"imported {model.config.label} ({model.config.describe()}, logistic loss) from {args.library}: "
           f"{where} {metrics_text(evaluate(model, dataset, 'test'))}; saved {path}")
     return 0
 

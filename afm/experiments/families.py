@@ -110,8 +110,8 @@ def family_tables(results: dict, others: dict[str, dict] | None = None) -> pd.Da
     families can run side by side), and the matching verdict's FM and AFM, beside BARS' figures (Frappe)."""
     others = committed_results() if others is None else others
     files = [("this file", results)] + [(f"results/{name}.json", other) for name, other in others.items()
-                                        if other.get("kind") == "families" and other is not results
-                                        and other.get("created") != results.get("created")
+                                        if other.get("kind") == "families"
+                                        and other.get("created") != results.get("created")  # not this file again
                                         and _same_protocol(results, other)]
     table = pd.concat([verdict_rows(results, others)]
                       + [family_summary(other).assign(source=source) for source, other in files], ignore_index=True)
@@ -123,10 +123,10 @@ def family_tables(results: dict, others: dict[str, dict] | None = None) -> pd.Da
     return table
 
 
-def still_missing(results: dict, others: dict[str, dict] | None = None) -> list[str]:
-    """The families this file was asked for that neither it nor another file of the same protocol holds."""
-    held = set(family_tables(results, others).model)
-    return [kind for kind in results.get("missing", []) if family(kind).label not in held]
+def still_missing(results: dict, table: pd.DataFrame) -> list[str]:
+    """The families this file was asked for that its table (`family_tables`: this file and the other files
+    of the same protocol) does not hold."""
+    return [kind for kind in results.get("missing", []) if family(kind).label not in set(table.model)]
 
 
 def families_markdown(results: dict) -> str:
@@ -135,11 +135,12 @@ def families_markdown(results: dict) -> str:
              f"{budget.get('embed_dim', 'the default')}, each searched with the same budget ({budget['trials']} "
              f"trials, epoch cap {budget['epoch_cap']}, {budget['epoch_budget']} epochs in all), then "
              f"{budget['seeds']} seeds of its choice read on test."]
-    missing = still_missing(results)
+    table = family_tables(results)
+    missing = still_missing(results, table)
     if missing:
         lines += ["", "Not run yet (the run was stopped before them, and no other file of this protocol has them): "
                   + ", ".join(family(kind).label for kind in missing) + "."]
-    lines += ["", markdown_table(family_tables(results), 4)]
+    lines += ["", markdown_table(table, 4)]
     if results["data"]["name"] == "frappe":
         lines += ["", f"BARS: {BARS_SOURCE}. BARS searched each model with FuxiCTR at batch 4096 with embedding "
                   "regularisation and a learning rate divided by 10 on each plateau; we search optimizer, learning "
