@@ -35,6 +35,9 @@ def add_prepare(sub) -> None:
     p.add_argument("--names", metavar="COL,...", help="column names of headerless files, in order")
     p.add_argument("--sep", help="the separator (default: a tab for .tsv and .txt, else a comma)")
     p.add_argument("--numeric", metavar="COL,...", help="integer columns, log-square bucketed; the rest are categories")
+    p.add_argument("--buckets", choices=("log-square", "quantile"), default="log-square",
+                   help="integer columns: floor(ln(x)^2) as the Criteo winners, or equally filled quantile bins")
+    p.add_argument("--quantiles", type=int, default=32, help="bins per integer column with --buckets quantile")
     p.add_argument("--min-count", type=int, default=1, help="values seen fewer times in train become one rare id")
     p.add_argument("--split-column", help="a column of train/validation/test (default: a seeded 7:2:1)")
     p.add_argument("--seed", type=int, default=0, help="the seed of the 7:2:1 split")
@@ -42,8 +45,9 @@ def add_prepare(sub) -> None:
 
 
 def cmd_prepare(args) -> int:
-    settings = PrepareSettings(args.target, _names(args.names), args.sep or "", _names(args.numeric), args.min_count,
-                               args.split_column or "", args.seed)
+    settings = PrepareSettings(args.target, _names(args.names), args.sep or "", _names(args.numeric),
+                               buckets=args.buckets, quantiles=args.quantiles, min_count=args.min_count,
+                               split_column=args.split_column or "", seed=args.seed)
     last = [0.0]
 
     def progress(line: str) -> None:  # a line every few seconds, not every batch

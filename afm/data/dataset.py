@@ -16,11 +16,16 @@ SPLITS = ("train", "validation", "test")
 class Split:
     """N instances with m fields: `x[n, f]` is the id of the one active feature of field f."""
 
-    x: np.ndarray  # (N, m) int64
+    x: np.ndarray  # (N, m) int64, or a prepared split's MappedIds (read a few rows at a time)
     y: np.ndarray  # (N,) float32
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the ids stay on disk (a prepared click log): read them in chunks, never whole."""
+        return not isinstance(self.x, np.ndarray)
 
 
 @dataclass(eq=False)
@@ -41,6 +46,9 @@ class Dataset:
     notes: str = ""
     planted_effects: dict = field(default_factory=dict, repr=False)  # (a, b) -> what the pair adds, by values
     latent: object = field(default=None, repr=False)  # generated data: its latent score (afm.data.synthetic)
+    digest: str = ""  # a prepared dataset's fingerprint, from its record (its ids are not hashed again)
+    field_sizes: list[int] = field(default_factory=list)  # a prepared dataset's vocabulary sizes, in field order
+    sampled: dict = field(default_factory=dict)  # a seeded sample of a larger dataset: {"seed", "rows", "of"}
 
     def __post_init__(self):
         m, n_feat = len(self.field_names), len(self.feature_names)
@@ -54,11 +62,16 @@ class Dataset:
                 raise DataError(f"{self.name}: the {split_name} split is empty")
             if part.x.ndim != 2 or part.x.shape[1] != m:
                 raise DataError(f"{self.name}: the {split_name} split has {part.x.shape[-1]} fields, expected {m}")
+            if part.streamed:
+                continue  # ids written by prepare within each field's vocabulary; not read whole to check
             if part.x.min() < 0 or part.x.max() >= n_feat:
                 raise DataError(f"{self.name}: the {split_name} split has feature ids outside 0..{n_feat - 1}")
             if not np.isfinite(part.y).all():
                 raise DataError(f"{self.name}: the {split_name} split has labels that are NaN or infinite")
-        self._check_fields_disjoint()
+        if not self.streamed:
+            self._check_fields_disjoint()
+        elif sum(self.field_sizes) != n_feat:
+            raise DataError(f"{self.name}: the field vocabularies hold {sum(self.field_sizes)} values, not {n_feat}")
         for a, b in self.planted_pairs:
             if a not in self.field_names or b not in self.field_names:
                 raise DataError(f"{self.name}: planted pair ({a}, {b}) names an unknown field")
@@ -75,6 +88,11 @@ class Dataset:
                 raise DataError(f"{self.name}: feature {self.feature_names[clash[0]]!r} occurs in fields {other!r} "
                                 f"and {self.field_names[f]!r}; each line needs one feature per field, in field order")
             seen[ids] = f
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the splits stay on disk: training and evaluation read them in chunks (afm.data.mapped)."""
+        return any(part.streamed for part in self.splits.values())
 
     @property
     def num_fields(self) -> int:
@@ -98,7 +116,10 @@ class Dataset:
 
     @cached_property
     def feature_field(self) -> np.ndarray:
-        """Field index of every feature id (-1 where a feature never occurs)."""
+        """Field index of every feature id (-1 where a feature never occurs; a prepared dataset's vocabularies
+        give every id its field)."""
+        if self.field_sizes:
+            return np.repeat(np.arange(self.num_fields), self.field_sizes)
         owner = np.full(self.num_features, -1, dtype=np.int64)
         for part in self.splits.values():
             for f in range(self.num_fields):
@@ -111,7 +132,10 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 over names, ids and labels of every split: equal data, equal fingerprint."""
+        """sha256 over names, ids and labels of every split: equal data, equal fingerprint. A prepared
+        dataset's comes from its record (the sources' sha256 and the settings), which decide its ids."""
+        if self.digest:
+            return self.digest
         h = hashlib.sha256()
         for text in (self.field_names, self.feature_names):
             h.update("\x1f".join(text).encode("utf-8") + b"\x1e")
@@ -133,7 +157,24 @@ class Dataset:
             "planted_pairs": [list(p) for p in self.planted_pairs],
             "fingerprint": self.fingerprint,
             "notes": self.notes,
+            **({"sampled": self.sampled} if self.sampled else {}),
         }
+
+    def sample(self, rows: int, seed: int = 0) -> "Dataset":
+        """A seeded sample of at most `rows` rows of every split, in memory, in the splits' order: what the
+        pages explain a prepared click log on. Same fields, features and fingerprint (it views the same
+        data); `sampled` says how many rows of how many."""
+        from dataclasses import replace
+
+        splits, counts = {}, {}
+        for name, part in self.splits.items():
+            n = len(part)
+            chosen = np.sort(np.random.default_rng([seed, SPLITS.index(name)]).choice(n, rows, replace=False)) \
+                if n > rows else np.arange(n)
+            splits[name] = Split(np.asarray(part.x[chosen], dtype=np.int64), np.asarray(part.y[chosen]))
+            counts[name] = len(chosen)
+        return replace(self, splits=splits, digest=self.fingerprint,
+                       sampled={"seed": seed, "rows": counts, "of": {n: len(p) for n, p in self.splits.items()}})
 
 
 def random_split(x: np.ndarray, y: np.ndarray, seed: int, fractions=(0.7, 0.2, 0.1)) -> dict[str, Split]:

@@ -36,6 +36,7 @@ from afm.fast.optim import RowAdagrad
 from afm.fast.threads import choose_threads, threads
 from afm.models.inference import evaluate
 from afm.training import distributed
+from afm.training.batches import batch_source
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,10 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     check_loss(model.config.loss, dataset)
     logistic = model.config.loss == "logistic"
     metric = f"validation_{selection_metric(model.config.loss)}"
-    x = torch.as_tensor(train_split.x, device=device)
-    y = torch.as_tensor(train_split.y, device=device)
-    if logistic:
-        y = (y > 0).float()  # -1/+1 labels as click / no click
+    source = batch_source(train_split, config.batch_size, shuffler, device, logistic, config.seed)
     optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
     if hasattr(model, "choose_pair_sharing"):  # AFM: decided once, from the first rows, so runs repeat exactly
-        model.choose_pair_sharing(x[:config.batch_size])
+        model.choose_pair_sharing(source.first_rows(config.batch_size))
     step_model = distributed.wrap(model, device)
 
     started = time.perf_counter()
@@ -162,9 +160,8 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
     best_state, best_epoch, best_value = copy.deepcopy(model.state_dict()), 0, history[0][metric]
     if is_null(dataset.source):  # a null model is a trained one: it fits the permuted labels as well as it can
         best_value = math.inf
-    n = len(y)
+    n = len(train_split)
     batches = math.ceil(n / config.batch_size)
-    report_every = max(1, batches // 50)
     stop_reason, diverged_message = "finished", None
     bar = _progress_bar(batches, show_progress and rank == 0)
     try:
@@ -172,27 +169,26 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
             if should_stop is not None and should_stop():  # pressed while the model was built or measured
                 stop_reason = "stopped"
                 break
+            epoch_start = time.perf_counter()
+            batches, epoch_batches = source.epoch(rank, ranks)
+            report_every = max(1, batches // 50)
             if on_progress is not None:  # the first batch is under way: the page says which epoch, not "starting"
                 on_progress(epoch, 0, batches, history)
-            epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(n, generator=shuffler).to(device)
-            loss_sum = 0.0
+            loss_sum, rows_seen = 0.0, 0
             if bar is not None:
-                bar.reset()
+                bar.reset(total=batches)
                 bar.set_description(f"epoch {epoch}/{config.epochs}")
-            for b in range(batches):
-                batch = order[b * config.batch_size:(b + 1) * config.batch_size]
-                idx = batch[rank::ranks]  # this rank's share of the global batch
-                prediction = step_model(x[idx])
+            for b, (x_batch, y_batch, batch_rows) in enumerate(epoch_batches):
+                prediction = step_model(x_batch)
                 # Sum over this share / global batch * ranks: DDP's mean over ranks is the batch mean.
                 if logistic:
-                    loss = F.binary_cross_entropy_with_logits(prediction, y[idx], reduction="sum")
+                    loss = F.binary_cross_entropy_with_logits(prediction, y_batch, reduction="sum")
                 else:
-                    loss = (prediction - y[idx]).square().sum()
-                loss = loss * (ranks / len(batch))
+                    loss = (prediction - y_batch).square().sum()
+                loss = loss * (ranks / batch_rows)
                 if config.l2_attention > 0:
-                    loss = loss + config.l2_attention * model.attention_penalty() / len(batch)
+                    loss = loss + config.l2_attention * model.attention_penalty() / batch_rows
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -201,7 +197,8 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                     diverged_message = (f"the loss became {loss_value} in epoch {epoch} (batch {b + 1}); "
                                         f"try a lower learning rate than {config.lr}")
                     break
-                loss_sum += loss_value * len(batch)
+                loss_sum += loss_value * batch_rows
+                rows_seen += batch_rows
                 if bar is not None:
                     bar.update(1)
                 if on_progress is not None and (b + 1) % report_every == 0 and b + 1 < batches:
@@ -211,7 +208,7 @@ def _train(model: torch.nn.Module, dataset: Dataset, config: TrainConfig, on_pro
                     break
             if diverged_message or stop_reason == "stopped":
                 break
-            history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / n, train_rows))
+            history.append(_epoch_row(model, dataset, epoch, time.perf_counter() - epoch_start, loss_sum / rows_seen, train_rows))
             if bar is not None:
                 bar.set_postfix(train_rmse=f"{history[-1]['train_rmse']:.4f}", **{metric: f"{history[-1][metric]:.4f}"})
             if history[-1][metric] < best_value:
@@ -249,7 +246,7 @@ def epoch_seconds(model: torch.nn.Module, dataset: Dataset, config: TrainConfig,
     split = dataset.splits["train"]
     n, batch = len(split), min(config.batch_size, len(split))
     rows = torch.as_tensor(split.x[np.random.default_rng(0).integers(0, n, batch * steps)], device=device)
-    y = torch.as_tensor(split.y[:batch], device=device).clamp(min=0)
+    y = torch.as_tensor(np.array(split.y[:batch]), device=device).clamp(min=0)
     optimizer = build_optimizer(model, config, dataset.num_fields, dataset.num_features)
     count = choose_threads(model.config.step_multiply_adds(batch), config.threads)[0] if device.type == "cpu" else None
     with threads(count) if count else contextlib.nullcontext():

@@ -1,0 +1,105 @@
+"""A prepared split's ids read through a memory map, a few rows at a time, never the whole file.
+
+`MappedIds` stands where an in-memory (N, m) int64 id matrix stands (`Split.x`): `len`, `shape`, and
+indexing by a row, a slice or an array of rows return int64 global ids (each field's local id plus its
+offset) for just those rows. After every read the mapped pages are released (madvise DONTNEED: clean file
+pages, so nothing is lost), so the process's resident memory is what it copied, not what it has read so
+far; the pages stay in the kernel's file cache for the next epoch. `chunks` gives contiguous blocks, the
+streamed training and evaluation read in.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+from afm.core.errors import DataError
+
+
+class MappedIds:
+    _map = None
+
+    def __init__(self, path: str | os.PathLike, offsets: np.ndarray):
+        self.path = Path(path)
+        with open(self.path, "rb") as fh:
+            try:
+                version = np.lib.format.read_magic(fh)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(fh, max_header_size=1 << 16)
+            except ValueError as exc:
+                raise DataError(f"{self.path}: not a .npy array ({exc})") from None
+            header = fh.tell()
+        if dtype != np.int32 or fortran or len(shape) != 2 or shape[1] != len(offsets):
+            raise DataError(f"{self.path}: expected a C-ordered int32 (rows, {len(offsets)}) array, found "
+                            f"{dtype} {shape}")
+        if header + shape[0] * shape[1] * 4 > self.path.stat().st_size:
+            raise DataError(f"{self.path}: shorter than the {shape} its header declares")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self._header = header
+
+    dtype = np.dtype(np.int64)
+    ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _local(self) -> np.ndarray:
+        if self._map is None:
+            with open(self.path, "rb") as fh:
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if self.shape[0] else b""
+        return np.frombuffer(self._map, dtype=np.int32, count=self.shape[0] * self.shape[1],
+                             offset=self._header).reshape(self.shape)
+
+    def release(self) -> None:
+        """Drop the mapped pages from this process's resident set (they stay in the file cache)."""
+        if isinstance(self._map, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, tuple):  # (rows, fields): the fields' offsets only
+            rows, cols = key
+            local = self._local()[rows, cols]
+            out = local.astype(np.int64) + self.offsets[cols]
+        else:
+            if isinstance(key, np.ndarray) and key.dtype != bool and key.ndim == 1 and len(key) > 1:
+                order = np.argsort(key, kind="stable")  # pages read in file order, once each
+                out = np.empty((len(key), self.shape[1]), dtype=np.int64)
+                out[order] = self._local()[key[order]]
+            else:
+                out = self._local()[key].astype(np.int64)
+            out += self.offsets
+        self.release()
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        """The whole matrix in memory: what only small prepared sets should ever do."""
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def chunks(self, rows: int):
+        """(start, ids) of consecutive blocks of `rows` rows."""
+        for start in range(0, len(self), rows):
+            yield start, self[start:start + rows]
+
+    def column_counts(self, field: int, size: int, rows: int = 1 << 18) -> np.ndarray:
+        """How often each local id of one field occurs, read a block at a time."""
+        counts = np.zeros(size, dtype=np.int64)
+        local = self._local()
+        for start in range(0, len(self), rows):
+            counts += np.bincount(local[start:start + rows, field], minlength=size)[:size]
+            self.release()
+        return counts
+
+    def __getstate__(self):  # a worker process maps the file itself
+        return {**self.__dict__, "_map": None}
+
+    def __del__(self):
+        if isinstance(self._map, mmap.mmap):
+            try:
+                self._map.close()
+            except BufferError:  # an array still views it: the map closes when that goes
+                pass
