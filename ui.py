@@ -14,15 +14,28 @@ import streamlit as st
 
 from afm.core.errors import AFMError
 from afm.data import Dataset, load_dataset
-from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_measured, measure_models, noise_ceiling
-from afm.explain.truth import truth_strength
+from afm.data.dataset import for_pages, sample_note
+from afm.data.permuted import is_null
+from afm.explain.agreement import (
+    FAST_MEASURES,
+    SetComparison,
+    compare_measured,
+    measure_models,
+    noise_ceiling,
+)
 from afm.explain.compare import paired_errors
 from afm.explain.leaks import leak_sentence, likely_leaks
 from afm.explain.parts import SplitExplanation, explain_split
-from afm.data.permuted import is_null
+from afm.explain.truth import truth_strength
 from afm.models import AFM_KIND, FM_KIND, family
 from afm.store.checkpoints import LoadedModel, load_model
-from afm.store.registry import ModelEntry, display_names, models_dir, readable_dataset, scan_models
+from afm.store.registry import (
+    ModelEntry,
+    display_names,
+    models_dir,
+    readable_dataset,
+    scan_models,
+)
 
 PENDING = "pending_selection"  # a page asks the sidebar to select models on the next run
 NOISE_DRAWS = 5
@@ -50,7 +63,7 @@ def cached_model(key: str) -> LoadedModel:
 
 @st.cache_data(show_spinner="Loading the data...", max_entries=8)
 def cached_dataset(source_json: str) -> Dataset:
-    return load_dataset(json.loads(source_json))
+    return for_pages(load_dataset(json.loads(source_json)))
 
 
 @st.cache_resource(show_spinner="Explaining every instance of the split...", max_entries=16)
@@ -176,7 +189,11 @@ def load_entry(entry: ModelEntry | None):
         return None, None, None
     key = model_key(entry)
     loaded = cached_model(key)
-    return loaded, dataset_of(loaded), key
+    dataset = dataset_of(loaded)
+    note = sample_note(dataset)
+    if note:
+        st.caption(note)
+    return loaded, dataset, key
 
 
 @dataclass

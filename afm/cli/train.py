@@ -4,14 +4,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from afm.cli.common import (add_data_dir, add_setting_flags, add_table_flags, check_output_dir, check_output_folder,
-                            setting_values, table_options)
+from afm.cli.common import (
+    add_data_dir,
+    add_setting_flags,
+    add_table_flags,
+    check_output_dir,
+    check_output_folder,
+    setting_values,
+    table_options,
+)
 from afm.core import settings
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_line, metrics_text
 from afm.data import load_dataset
 from afm.data.permuted import permute_labels
 from afm.explain.statistics import describe_spread
+from afm.fast.allocator import return_freed_memory
 from afm.models import AFM_KIND
 from afm.models.families import FAMILIES, family, taking
 from afm.models.inference import evaluate
@@ -105,6 +113,8 @@ def cmd_train(args) -> int:
     else:
         check_output_folder(args.out)
     dataset = load_dataset(args.data, args.data_dir, target=args.target, seed=args.seed, table=table_options(args))
+    if dataset.streamed:
+        return_freed_memory()  # a click log read in chunks: memory bounded, not kept at its peak
     if args.seeds is not None:
         return _train_set(args, dataset, overrides)
     if args.permute_labels:

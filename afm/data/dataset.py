@@ -177,6 +177,25 @@ class Dataset:
                        sampled={"seed": seed, "rows": counts, "of": {n: len(p) for n, p in self.splits.items()}})
 
 
+PAGE_SAMPLE_ROWS = 20_000  # rows per split the pages explain of a dataset that stays on disk
+
+
+def for_pages(dataset: Dataset, rows: int = PAGE_SAMPLE_ROWS, seed: int = 0) -> Dataset:
+    """What the app explains: the dataset itself, or of one that stays on disk (a prepared click log) a
+    seeded sample of at most `rows` rows per split (`Dataset.sample`), never the whole split."""
+    return dataset.sample(rows, seed) if dataset.streamed else dataset
+
+
+def sample_note(dataset: Dataset) -> str | None:
+    """One line on the sample a page explains, or None for whole data."""
+    if not dataset.sampled:
+        return None
+    shown = ", ".join(f"{split} {dataset.sampled['rows'][split]:,} of {dataset.sampled['of'][split]:,}"
+                      for split in SPLITS)
+    return (f"A seeded sample of the data (seed {dataset.sampled['seed']}): {shown} rows. The model was trained "
+            f"and measured on every row; explanations and statistics here use this sample.")
+
+
 def random_split(x: np.ndarray, y: np.ndarray, seed: int, fractions=(0.7, 0.2, 0.1)) -> dict[str, Split]:
     """Seeded shuffle, then train/validation/test by the paper's 7:2:1."""
     n = len(y)

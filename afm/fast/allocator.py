@@ -30,3 +30,20 @@ def retain_freed_memory() -> bool:
         return False
     mmap_set = mallopt(_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD)
     return bool(mmap_set) and bool(mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM_THRESHOLD))
+
+
+_DEFAULT_THRESHOLD = 128 * 1024  # glibc's defaults for both
+
+
+def return_freed_memory() -> bool:
+    """Undo `retain_freed_memory`: work whose point is bounded memory (a streamed click log) gives freed
+    blocks back, so its peak is what it holds at once, not everything it ever allocated."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        done = libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD) and libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return bool(done)
