@@ -13,6 +13,11 @@ def add(sub) -> None:
     b.add_argument("--app", action="store_true", help="also time the app's page switches in headless Chromium")
     b.add_argument("--load", action="store_true", help="run beside one other busy process (a core taken, as by a "
                    "browser beside the app)")
+    b.add_argument("--scale", type=int, metavar="ROWS", help="instead: a generated Criteo-shaped log of ROWS rows "
+                   "prepared and trained beside pandas, DeepCTR-Torch and pytorch-fm (time and peak memory)")
+    b.add_argument("--scale-dir", metavar="DIR", default="bench-scale", help="where --scale writes the log, the "
+                   "prepared data and the models (default: bench-scale)")
+    b.add_argument("--out", metavar="FILE", help="with --scale: also write the figures as a results file")
     add_setting_flags(b, ["device"])
     add_data_dir(b)
     b.set_defaults(handler=cmd_bench)
@@ -20,7 +25,22 @@ def add(sub) -> None:
 
 def cmd_bench(args) -> int:
     with busy_process(args.load):
-        return _bench(args)
+        return _scale(args) if args.scale else _bench(args)
+
+
+def _scale(args) -> int:
+    from afm.bench.scale import scale_bench, scale_results
+    from afm.core.errors import AFMError
+    from afm.experiments.results import write_results
+    from afm.experiments.scale import scale_markdown
+
+    if args.scale < 1000:
+        raise AFMError("--scale takes at least 1,000 rows")
+    results = scale_results(scale_bench(args.scale, args.scale_dir, log=stderr_log))
+    print(scale_markdown(results))
+    if args.out:
+        print(f"saved {write_results(results, args.out)}")
+    return 0
 
 
 def _bench(args) -> int:

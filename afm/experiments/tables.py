@@ -9,6 +9,7 @@ import pandas as pd
 
 from afm.core.errors import AFMError
 from afm.core.paper import TEST_RMSE
+from afm.experiments.families import families_markdown
 from afm.experiments.interaction_study import (
     ORDER,
     agreement_table,
@@ -29,7 +30,7 @@ from afm.experiments.results import (
     stability_table,
     sweep_table,
 )
-from afm.experiments.families import families_markdown
+from afm.experiments.scale import scale_markdown
 from afm.experiments.verdict import verdict_markdown
 from afm.models import AFM_KIND, FM_KIND
 
@@ -152,7 +153,7 @@ def ablation_markdown(results: dict) -> str:
 
 
 MARKDOWN = {"interactions": interactions_markdown, "verdict": verdict_markdown, "families": families_markdown, "reproduce": reproduce_markdown,
-            "ablation": ablation_markdown, "crosses": crosses_markdown}
+            "ablation": ablation_markdown, "crosses": crosses_markdown, "scale": scale_markdown}
 
 
 def results_markdown(directory: Path = RESULTS_DIR) -> dict[str, str]:
