@@ -111,3 +111,42 @@ def test_two_torchrun_ranks_train_on_a_prepared_dataset(prepared, tmp_path):
     meta = json.loads((tmp_path / "ddp" / "model.json").read_text())
     assert meta["metrics"]["validation"]["auc"] > meta["history"][0]["validation_auc"] + 0.03
     assert done.stdout.count("saved ") == 1
+
+
+def test_a_field_alone_is_scored_a_block_at_a_time_as_on_whole_rows(prepared):
+    from afm.core.metrics import weighted_auc
+    from afm.data import load_dataset
+    from afm.explain.leaks import SMOOTHING, field_alone
+
+    data = load_dataset("wide")
+    train, held = data.splits["train"], data.splits["validation"]
+    for f in (0, 7):  # each value scored by its smoothed mean train label, as the whole rows give it
+        counts = np.bincount(train.x[:, f], minlength=data.num_features)
+        sums = np.bincount(train.x[:, f], weights=(train.y > 0).astype(float), minlength=data.num_features)
+        means = (sums + SMOOTHING * (train.y > 0).mean()) / (counts + SMOOTHING)
+        direct = weighted_auc(means[held.x[:, f]], held.y > 0)
+        assert field_alone(data, block=97).auc_alone[f] == pytest.approx(direct, abs=1e-12)
+    streamed = load_prepared(prepared)
+    np.testing.assert_allclose(field_alone(streamed).auc_alone, field_alone(in_memory(streamed), block=1000).auc_alone,
+                               atol=1e-12)
+
+
+def test_prepare_names_row_identifiers_and_leaks_and_drops_them(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 3000
+    clicked = rng.integers(0, 2, n)
+    import pandas as pd
+
+    pd.DataFrame({"row_id": np.arange(n), "ad": rng.integers(0, 20, n), "site": rng.integers(0, 5, n),
+                  "ticket": rng.permutation(n), "outcome": np.where(clicked == 1, "yes", "no"),
+                  "clicked": clicked}).to_csv(tmp_path / "log.csv", index=False)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "afm", "prepare", str(tmp_path / "log.csv"), "--target",  # noqa: E731
+                                     "clicked", *a], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    said = run("--out", str(tmp_path / "p")).stdout
+    assert "row_id looks like a row identifier (named like a row index)" in said
+    assert "ticket looks like a row identifier" in said and "ad looks like" not in said
+    assert "Likely leak: outcome alone predicts the label with validation AUC 1.000" in said
+    said = run("--out", str(tmp_path / "q"), "--drop", "row_id,ticket,outcome").stdout
+    assert "warning" not in said and json.loads((tmp_path / "q" / "dataset.json").read_text())["fields"] == ["ad", "site"]
+    bad = run("--out", str(tmp_path / "r"), "--drop", "nope")
+    assert bad.returncode == 2 and "--drop nope: no such column" in bad.stderr

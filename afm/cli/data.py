@@ -39,6 +39,7 @@ def add_prepare(sub) -> None:
                    help="integer columns: floor(ln(x)^2) as the Criteo winners, or equally filled quantile bins")
     p.add_argument("--quantiles", type=int, default=32, help="bins per integer column with --buckets quantile")
     p.add_argument("--min-count", type=int, default=1, help="values seen fewer times in train become one rare id")
+    p.add_argument("--drop", metavar="COL,...", help="columns that are not fields (a row id, a leak)")
     p.add_argument("--split-column", help="a column of train/validation/test (default: a seeded 7:2:1)")
     p.add_argument("--seed", type=int, default=0, help="the seed of the 7:2:1 split")
     p.set_defaults(handler=cmd_prepare)
@@ -47,7 +48,7 @@ def add_prepare(sub) -> None:
 def cmd_prepare(args) -> int:
     settings = PrepareSettings(args.target, _names(args.names), args.sep or "", _names(args.numeric),
                                buckets=args.buckets, quantiles=args.quantiles, min_count=args.min_count,
-                               split_column=args.split_column or "", seed=args.seed)
+                               split_column=args.split_column or "", seed=args.seed, drop=_names(args.drop))
     last = [0.0]
 
     def progress(line: str) -> None:  # a line every few seconds, not every batch
@@ -64,6 +65,15 @@ def cmd_prepare(args) -> int:
     print(f"prepared {sum(meta['rows'].values()):,} rows ({', '.join(f'{k} {v:,}' for k, v in meta['rows'].items())}) "
           f"into {out}: {len(meta['fields'])} fields, {sum(meta['vocabulary_sizes']):,} ids; values folded into rare "
           f"ids (seen fewer than {settings.min_count} times in train): {sum(meta['folded_into_rare'].values()):,}")
+    for field, why in meta.get("row_identifiers", {}).items():
+        print(f"warning: {field} looks like a row identifier ({why}); prepare again with --drop {field} unless "
+              f"it describes the row")
+    from afm.data.prepared import load_prepared
+    from afm.explain.leaks import leak_sentence, likely_leaks
+
+    leaks = leak_sentence(likely_leaks(load_prepared(out)))  # from the data alone, read a block at a time
+    if leaks:
+        print(f"warning: {leaks}")
     return 0
 
 

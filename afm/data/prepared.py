@@ -45,6 +45,7 @@ class PrepareSettings:
     quantiles: int = 32
     min_count: int = 1  # values seen fewer times in train become the rare id
     split_column: str = ""  # a column of train/validation/test; "": a seeded 7:2:1 by a hash of the row
+    drop: tuple[str, ...] = ()  # columns that are not fields (a row id, a leak)
     seed: int = 0
     batch_rows: int = 1 << 18  # a value set is hashed once a batch per field: large batches amortise it
 
@@ -219,7 +220,10 @@ def _fields(paths: list[Path], settings: PrepareSettings) -> list[str]:
     for needed in (settings.target, *settings.numeric, *([settings.split_column] if settings.split_column else [])):
         if needed not in names:
             raise DataError(f"no column {needed!r}; columns: {', '.join(names[:12])}")
-    return [n for n in names if n not in (settings.target, settings.split_column)]
+    for dropped in settings.drop:
+        if dropped not in names:
+            raise DataError(f"--drop {dropped}: no such column; columns: {', '.join(names[:12])}")
+    return [n for n in names if n not in (settings.target, settings.split_column, *settings.drop)]
 
 
 def _field_pool():
@@ -385,6 +389,20 @@ class _Encoder:
             folded[field] = int(((counts > 0) & (counts < self.settings.min_count)).sum()) if field not in self.edges else 0
         return vocab, maps, folded
 
+    def row_identifiers(self) -> dict[str, str]:
+        """Fields that identify rows rather than describe them (afm.data.columns' rules on names and on
+        distinct train values): kept, but said; `--drop` leaves them out."""
+        from afm.data.columns import INDEX_NAME, MIN_ROWS, NEAR_UNIQUE
+
+        train_rows, flagged = self.rows["train"], {}
+        for f, field in enumerate(self.fields):
+            distinct = int((self.tables[f].counts[:self.tables[f].size] > 0).sum())
+            if INDEX_NAME.match(field.strip()):
+                flagged[field] = "named like a row index"
+            elif train_rows >= MIN_ROWS and distinct >= NEAR_UNIQUE * train_rows:
+                flagged[field] = f"{distinct:,} distinct values in {train_rows:,} train rows, like an id of the row"
+        return flagged
+
 
 def prepare(paths: list[str | Path], out: str | Path, settings: PrepareSettings, log=print,
             stop_after_batches: int | None = None) -> Path:
@@ -475,6 +493,7 @@ def _finish(encoder: _Encoder, record: dict, log) -> None:
     meta = {"format": FORMAT, "version": VERSION, **record, "fields": fields, "target": encoder.settings.target,
             "task": "binary" if binary else "regression", "rows": totals,
             "vocabulary_sizes": [len(v) for v in vocab], "folded_into_rare": folded,
+            "row_identifiers": encoder.row_identifiers(),
             "numeric_buckets": {"method": encoder.settings.buckets, "fields": list(encoder.settings.numeric),
                                 **({"edges": encoder.edges} if encoder.edges else {})}, "finished": True}
     write_text_atomic(out / META, json.dumps(meta, indent=1))

@@ -19,23 +19,41 @@ LEAK_SHARE = 0.95  # of the model's validation AUC above 0.5
 SMOOTHING = 10.0  # pseudo-rows at the overall mean behind every value's mean label
 
 
-def _positive(y: np.ndarray, task: str) -> np.ndarray:
-    return y > 0 if task != "regression" else y > np.median(y)
+def _threshold(y: np.ndarray, task: str) -> float:
+    """Above it a label counts as positive: 0 for -1/+1 labels, a regression target's median."""
+    return float(np.median(y)) if task == "regression" else 0.0
 
 
-def field_alone(dataset: Dataset, split: str = "validation") -> pd.DataFrame:
-    """Per field: its AUC alone on `split` (each value scored by its smoothed mean label in train)."""
+def field_alone(dataset: Dataset, split: str = "validation", block: int = 1 << 16) -> pd.DataFrame:
+    """Per field: its AUC alone on `split` (each value scored by its smoothed mean label in train). Read a
+    block of rows at a time, so a click log that stays on disk is counted, never loaded: feature ids are
+    global, so one count per id serves every field, and a field's AUC comes from its values' counts of
+    positive and negative held-out rows (rows of one value share its score)."""
     train, held = dataset.splits["train"], dataset.splits[split]
-    y_train = _positive(train.y, dataset.task).astype(float)
-    positive = _positive(held.y, dataset.task)
-    overall = float(y_train.mean())
+    n_feat, m = dataset.num_features, dataset.num_fields
+    counts, sums = np.zeros(n_feat), np.zeros(n_feat)
+    train_threshold, threshold = _threshold(np.asarray(train.y), dataset.task), _threshold(np.asarray(held.y), dataset.task)
+    for start in range(0, len(train), block):
+        x = np.asarray(train.x[start:start + block])
+        y = (np.asarray(train.y[start:start + block]) > train_threshold).astype(float)
+        counts += np.bincount(x.ravel(), minlength=n_feat)
+        sums += np.bincount(x.ravel(), weights=np.repeat(y, m), minlength=n_feat)
+    overall = float(sums.sum() / counts.sum())  # each row counted once per field
+    means = (sums + SMOOTHING * overall) / (counts + SMOOTHING)
+    held_pos, held_neg = np.zeros(n_feat), np.zeros(n_feat)
+    for start in range(0, len(held), block):
+        x = np.asarray(held.x[start:start + block])
+        positive = np.repeat(np.asarray(held.y[start:start + block]) > threshold, m)
+        held_pos += np.bincount(x.ravel(), weights=positive.astype(float), minlength=n_feat)
+        held_neg += np.bincount(x.ravel(), weights=(~positive).astype(float), minlength=n_feat)
+    owner = dataset.feature_field
     rows = []
     for f, field in enumerate(dataset.field_names):
-        counts = np.bincount(train.x[:, f], minlength=dataset.num_features).astype(float)
-        sums = np.bincount(train.x[:, f], weights=y_train, minlength=dataset.num_features)
-        means = (sums + SMOOTHING * overall) / (counts + SMOOTHING)
-        auc = weighted_auc(means[held.x[:, f]], positive) if 0 < positive.sum() < len(positive) else float("nan")
-        rows.append({"field": field, "auc_alone": float(auc)})
+        ids = np.flatnonzero((owner == f) & (held_pos + held_neg > 0))
+        weights = np.concatenate([held_pos[ids], held_neg[ids]])[None, :]
+        score = np.concatenate([means[ids], means[ids]])
+        flag = np.r_[np.ones(len(ids), bool), np.zeros(len(ids), bool)]
+        rows.append({"field": field, "auc_alone": float(weighted_auc(score, flag, weights)[0])})
     return pd.DataFrame(rows)
 
 
