@@ -21,7 +21,7 @@ from afm.models.inference import evaluate
 from afm.store.checkpoints import LoadedModel, load_model, save_model, update_meta
 from afm.store.importers import import_model
 from afm.training import distributed
-from afm.training.loop import TrainConfig, TrainResult, epoch_seconds, train
+from afm.training.loop import TrainConfig, TrainResult, epoch_seconds, train, train_sample
 
 
 class DataChangedWarning(UserWarning):
@@ -173,7 +173,9 @@ def save_trained(trained: Trained, dataset: Dataset, out: str | os.PathLike, ove
     if not distributed.is_main():
         return trained  # under torchrun, rank 0 alone writes the one checkpoint
     model, result = trained.model, trained.result
-    metrics = {split: evaluate(model, dataset, split)
+    # A click log on disk: train metrics on the fixed sample the epochs used, not another pass over every row.
+    metrics = {split: evaluate(model, dataset, split, train_sample(len(dataset.splits[split]))
+                               if split == "train" and dataset.streamed else None)
                for split in ("train", "validation", "test")}
     extra = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason, "train_seconds": result.seconds,
              "device": result.device, "start": settings.part(trained.params, "start"),
