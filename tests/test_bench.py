@@ -107,3 +107,16 @@ def test_the_distinct_work_limit_counts_distinct_pairs_not_cells():
     few = bench.distinct_work_limit(case, repeated, sizes, windows=1, window_seconds=0.01)
     many = bench.distinct_work_limit(case, rows[:1000], sizes, windows=1, window_seconds=0.01)
     assert few > many > 0  # less distinct work, a higher limit
+
+
+def test_scale_measures_a_child_process_time_and_peak_memory():
+    import sys
+
+    from afm.bench.scale import measure
+
+    code = "import numpy as np, time; a = np.ones(300 * 2**20 // 8); time.sleep(0.6); print('done')"
+    done = measure([sys.executable, "-c", code])
+    assert done["stdout"].strip() == "done" and done["seconds"] >= 0.6
+    assert 300 < done["peaks_mb"][0] < 600  # the child's own high-water mark, not this process's
+    with pytest.raises(RuntimeError, match="failed"):
+        measure([sys.executable, "-c", "raise SystemExit(3)"])

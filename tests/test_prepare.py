@@ -124,3 +124,10 @@ def test_the_train_page_takes_a_prepared_directory(log, tmp_path, monkeypatch):
     app.button(key="start_training").click().run()
     state = app.session_state["job"].wait(120)
     assert state.status == "finished", state.message
+    app.run()  # the finished job's model becomes this session's
+    monkeypatch.setattr("afm.data.dataset.PAGE_SAMPLE_ROWS", 1000)  # this log is small: sample it smaller
+    for page in ("app_pages/2_Instance_explorer.py", "app_pages/6_Which_interactions_matter.py"):
+        app.switch_page(page).run()
+        assert not app.exception, page
+        note = [c.value for c in app.caption if "A seeded sample" in c.value]
+        assert note and "train 1,000 of 4," in note[0], page

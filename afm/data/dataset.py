@@ -180,15 +180,16 @@ class Dataset:
 PAGE_SAMPLE_ROWS = 20_000  # rows per split the pages explain of a dataset that stays on disk
 
 
-def for_pages(dataset: Dataset, rows: int = PAGE_SAMPLE_ROWS, seed: int = 0) -> Dataset:
+def for_pages(dataset: Dataset, rows: int | None = None, seed: int = 0) -> Dataset:
     """What the app explains: the dataset itself, or of one that stays on disk (a prepared click log) a
-    seeded sample of at most `rows` rows per split (`Dataset.sample`), never the whole split."""
-    return dataset.sample(rows, seed) if dataset.streamed else dataset
+    seeded sample of at most `rows` (PAGE_SAMPLE_ROWS) rows per split (`Dataset.sample`), never the whole
+    split."""
+    return dataset.sample(rows or PAGE_SAMPLE_ROWS, seed) if dataset.streamed else dataset
 
 
 def sample_note(dataset: Dataset) -> str | None:
-    """One line on the sample a page explains, or None for whole data."""
-    if not dataset.sampled:
+    """One line on the sample a page explains, or None where it holds every row."""
+    if not dataset.sampled or dataset.sampled["rows"] == dataset.sampled["of"]:
         return None
     shown = ", ".join(f"{split} {dataset.sampled['rows'][split]:,} of {dataset.sampled['of'][split]:,}"
                       for split in SPLITS)

@@ -66,13 +66,33 @@ class MappedIds:
             out = local.astype(np.int64) + self.offsets[cols]
         else:
             if isinstance(key, np.ndarray) and key.dtype != bool and key.ndim == 1 and len(key) > 1:
-                order = np.argsort(key, kind="stable")  # pages read in file order, once each
-                out = np.empty((len(key), self.shape[1]), dtype=np.int64)
-                out[order] = self._local()[key[order]]
+                out = self._scattered(key)
             else:
                 out = self._local()[key].astype(np.int64)
             out += self.offsets
         self.release()
+        return out
+
+    def _scattered(self, rows: np.ndarray) -> np.ndarray:
+        """Rows here and there, read with positioned reads, not through the map: a fault on a mapped page
+        maps its neighbours too (64 KB), so 20,000 random rows of a 5M-row file made 400 MB resident."""
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(ordered) > 1])  # runs of consecutive rows: one read each
+        ends = np.r_[starts[1:], len(ordered)]
+        width = self.shape[1] * 4
+        local = np.empty((len(rows), self.shape[1]), dtype=np.int32)
+        with open(self.path, "rb", buffering=0) as fh:
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                first, last = int(ordered[a]), int(ordered[b - 1])
+                block = os.pread(fh.fileno(), (last - first + 1) * width, self._header + first * width)
+                local[a:b] = np.frombuffer(block, dtype=np.int32).reshape(-1, self.shape[1])[ordered[a:b] - first]
+        out = np.empty((len(rows), self.shape[1]), dtype=np.int64)
+        out[order] = local
         return out
 
     def __array__(self, dtype=None, copy=None):
