@@ -26,7 +26,10 @@ from pathlib import Path
 
 from afm.core.files import read_small_text
 from afm.data.clicklog import write_criteo_like
+from afm.models import AFM_KIND, FM_KIND
+from afm.models.families import family
 
+PACKAGE = __name__.split(".")[0]  # `python -m` this package
 BATCH, K, T, LR = 2048, 16, 16, 0.01
 PEER_STEPS = 60  # the peers' training windows: steps of BATCH rows after two warm-up steps
 MIN_COUNT = 5
@@ -148,9 +151,9 @@ def _train_command(directory: Path, kind: str, out: Path, launcher: list[str] | 
     flags = ["--data", str(directory), "--model", kind, "--embed-dim", str(K), "--epochs", "1", "--batch-size",
              str(BATCH), "--optimizer", "adagrad", "--lr", str(LR), "--loss", "logistic", "--quiet", "--out", str(out),
              "--overwrite"]
-    if kind == "afm":
+    if family(kind).attention:
         flags += ["--attention-factor", str(T)]
-    return [*(launcher or [sys.executable]), "-m", "afm", "train", *flags]
+    return [*(launcher or [sys.executable]), "-m", PACKAGE, "train", *flags]
 
 
 def _trained(out: Path) -> dict:
@@ -172,7 +175,7 @@ def scale_results(result: dict, device: str = "cpu") -> dict:
 
 
 def scale_bench(rows: int, folder: str | os.PathLike, log=print, peers: bool = True,
-                kinds: tuple[str, ...] = ("fm", "afm", "deepfm")) -> dict:
+                kinds: tuple[str, ...] = (FM_KIND, AFM_KIND, "deepfm")) -> dict:
     """Every figure of the module's docstring for a generated file of `rows` rows, in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -211,7 +214,7 @@ def scale_bench(rows: int, folder: str | os.PathLike, log=print, peers: bool = T
         log(f"ours {kind}: {row['samples_s']:,.0f} samples/s, peak {row['peak_mb']:.0f} MB, "
             f"validation AUC {row['validation_auc']:.4f}")
         for library in ("deepctr-torch", "torchfm") if peers else ():
-            code = PEER.format(out=str(prepared[MIN_COUNT]), library=library, kind=kind, t=T if kind == "afm" else 0,
+            code = PEER.format(out=str(prepared[MIN_COUNT]), library=library, kind=kind, t=T if family(kind).attention else 0,
                                batch=BATCH, k=K, steps=PEER_STEPS)
             try:
                 done = measure(_python(code))
@@ -224,15 +227,15 @@ def scale_bench(rows: int, folder: str | os.PathLike, log=print, peers: bool = T
             log(f"{library} {kind}: {row['samples_s']:,.0f} samples/s, peak {row['peak_mb']:.0f} MB")
 
     out = folder / "model-fm-min1"
-    measure(_train_command(prepared[1], "fm", out))
-    fm = next(r for r in result["training"] if r["model"] == "fm" and r["library"].startswith("ours"))
+    measure(_train_command(prepared[1], FM_KIND, out))
+    fm = next(r for r in result["training"] if r["model"] == FM_KIND and r["library"].startswith("ours"))
     result["min_count"] = {"fm_validation_auc": {"1": _trained(out)["validation_auc"],
                                                  str(MIN_COUNT): fm["validation_auc"]}}
     log(f"FM validation AUC: min count 1 {result['min_count']['fm_validation_auc']['1']:.4f}, "
         f"min count {MIN_COUNT} {fm['validation_auc']:.4f}")
 
     out = folder / "model-fm-torchrun"
-    done = measure(_train_command(prepared[MIN_COUNT], "fm", out, [sys.executable, "-m", "torch.distributed.run",
+    done = measure(_train_command(prepared[MIN_COUNT], FM_KIND, out, [sys.executable, "-m", "torch.distributed.run",
                                                                   "--standalone", "--nproc_per_node=2"]),
                    env={"OMP_NUM_THREADS": "1"})
     ranks = done["peaks_mb"][:2]  # the two ranks (torchrun's own process is smaller)
