@@ -61,9 +61,16 @@ def cached_model(key: str) -> LoadedModel:
     return load_model(key.rsplit(":", 1)[0])
 
 
+@st.cache_resource(show_spinner="Opening the data...", max_entries=8)
+def training_dataset(source_json: str) -> Dataset:
+    """The whole data a run trains on: a prepared click log stays on disk (a resource, never copied)."""
+    return load_dataset(json.loads(source_json))
+
+
 @st.cache_data(show_spinner="Loading the data...", max_entries=8)
 def cached_dataset(source_json: str) -> Dataset:
-    return for_pages(load_dataset(json.loads(source_json)))
+    """The data the pages explain: of a prepared click log, a seeded sample (afm.data.dataset.for_pages)."""
+    return for_pages(training_dataset(source_json))
 
 
 @st.cache_resource(show_spinner="Explaining every instance of the split...", max_entries=16)

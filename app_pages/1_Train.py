@@ -13,13 +13,31 @@ from afm.data.tabular import TableOptions, identifier_columns, table_columns, ta
 from afm.explain import charts
 from afm.models.families import FAMILIES, family, widgets
 from afm.store.modelsets import is_set_dir, member_for_seed
-from afm.store.registry import delete_model, new_model_path, registry_table, rename_model
+from afm.store.registry import (
+    delete_model,
+    new_model_path,
+    registry_table,
+    rename_model,
+)
 from afm.store.uploads import store_upload
 from afm.training.jobs import TrainingJob, duration, progress_line
 from afm.training.loop import available_devices
-from afm.training.workflows import LONG_RUN_SECONDS, expected_seconds, import_and_save, run_settings
-from ui import (PENDING, cached_dataset, entries, friendly_errors, remember_own, show_chart, show_registry_problems,
-                show_table)
+from afm.training.workflows import (
+    LONG_RUN_SECONDS,
+    expected_seconds,
+    import_and_save,
+    run_settings,
+)
+from ui import (
+    PENDING,
+    entries,
+    friendly_errors,
+    remember_own,
+    show_chart,
+    show_registry_problems,
+    show_table,
+    training_dataset,
+)
 
 st.title("Train")
 st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). Defaults are the paper's for "
@@ -179,7 +197,7 @@ with friendly_errors():
     kind = st.radio("Model", list(FAMILIES), format_func=lambda name: FAMILIES[name].label, horizontal=True,
                     key="train_kind", help="; ".join(f"{f.label}: {f.summary}" for f in FAMILIES.values()))
     if source is not None:
-        dataset = cached_dataset(json.dumps(source, sort_keys=True))
+        dataset = training_dataset(json.dumps(source, sort_keys=True))
         st.caption(f"{dataset.name}: {dataset.num_fields} fields, {dataset.num_features} features; "
                    + ", ".join(f"{s} {len(p):,}" for s, p in dataset.splits.items()) + (f". {dataset.notes}" if dataset.notes else ""))
         params = choose_parameters(dataset, kind)

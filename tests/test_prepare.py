@@ -111,6 +111,7 @@ def test_the_train_page_takes_a_prepared_directory(log, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("AFM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr("afm.data.dataset.PAGE_SAMPLE_ROWS", 1000)  # this log is small: the pages sample it smaller
     out = prepare([log], tmp_path / "p", SETTINGS, log=lambda line: None)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     app.switch_page("app_pages/1_Train.py").run()
@@ -124,8 +125,10 @@ def test_the_train_page_takes_a_prepared_directory(log, tmp_path, monkeypatch):
     app.button(key="start_training").click().run()
     state = app.session_state["job"].wait(120)
     assert state.status == "finished", state.message
+    meta = json.loads(next((tmp_path / "models").rglob("model.json")).read_text())
+    assert meta["data"]["rows"] == {s: len(p) for s, p in load_prepared(out).splits.items()}  # trained on all rows
     app.run()  # the finished job's model becomes this session's
-    monkeypatch.setattr("afm.data.dataset.PAGE_SAMPLE_ROWS", 1000)  # this log is small: sample it smaller
+    app.button(key="select_trained").click().run()
     for page in ("app_pages/2_Instance_explorer.py", "app_pages/6_Which_interactions_matter.py"):
         app.switch_page(page).run()
         assert not app.exception, page
