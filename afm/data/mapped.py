@@ -4,8 +4,7 @@
 indexing by a row, a slice or an array of rows return int64 global ids (each field's local id plus its
 offset) for just those rows. After every read the mapped pages are released (madvise DONTNEED: clean file
 pages, so nothing is lost), so the process's resident memory is what it copied, not what it has read so
-far; the pages stay in the kernel's file cache for the next epoch. `chunks` gives contiguous blocks, the
-streamed training and evaluation read in.
+far; the pages stay in the kernel's file cache for the next epoch.
 """
 from __future__ import annotations
 
@@ -99,20 +98,6 @@ class MappedIds:
         """The whole matrix in memory: what only small prepared sets should ever do."""
         whole = self[:]
         return whole if dtype is None else whole.astype(dtype)
-
-    def chunks(self, rows: int):
-        """(start, ids) of consecutive blocks of `rows` rows."""
-        for start in range(0, len(self), rows):
-            yield start, self[start:start + rows]
-
-    def column_counts(self, field: int, size: int, rows: int = 1 << 18) -> np.ndarray:
-        """How often each local id of one field occurs, read a block at a time."""
-        counts = np.zeros(size, dtype=np.int64)
-        local = self._local()
-        for start in range(0, len(self), rows):
-            counts += np.bincount(local[start:start + rows, field], minlength=size)[:size]
-            self.release()
-        return counts
 
     def __getstate__(self):  # a worker process maps the file itself
         return {**self.__dict__, "_map": None}

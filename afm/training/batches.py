@@ -57,7 +57,6 @@ class ShuffledChunks:
         self.n, self.batch_size, self.buffer_chunks = len(split), batch_size, buffer_chunks
         self.epochs = 0
         self.chunk_rows = chunk_rows
-        self.chunks = math.ceil(self.n / chunk_rows)
 
     def _chunk_share(self, ranks: int) -> int:
         return max(1, min(self.chunk_rows, self.n // (16 * ranks) or 1))  # small data: still chunks for every rank
