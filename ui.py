@@ -16,26 +16,14 @@ from afm.core.errors import AFMError
 from afm.data import Dataset, load_dataset
 from afm.data.dataset import for_pages, sample_note
 from afm.data.permuted import is_null
-from afm.explain.agreement import (
-    FAST_MEASURES,
-    SetComparison,
-    compare_measured,
-    measure_models,
-    noise_ceiling,
-)
+from afm.explain.agreement import FAST_MEASURES, SetComparison, compare_measured, measure_models, noise_ceiling
 from afm.explain.compare import paired_errors
 from afm.explain.leaks import leak_sentence, likely_leaks
 from afm.explain.parts import SplitExplanation, explain_split
 from afm.explain.truth import truth_strength
 from afm.models import AFM_KIND, FM_KIND, family
 from afm.store.checkpoints import LoadedModel, load_model
-from afm.store.registry import (
-    ModelEntry,
-    display_names,
-    models_dir,
-    readable_dataset,
-    scan_models,
-)
+from afm.store.registry import ModelEntry, display_names, models_dir, readable_dataset, scan_models
 
 PENDING = "pending_selection"  # a page asks the sidebar to select models on the next run
 NOISE_DRAWS = 5

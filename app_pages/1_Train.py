@@ -13,31 +13,13 @@ from afm.data.tabular import TableOptions, identifier_columns, table_columns, ta
 from afm.explain import charts
 from afm.models.families import FAMILIES, family, widgets
 from afm.store.modelsets import is_set_dir, member_for_seed
-from afm.store.registry import (
-    delete_model,
-    new_model_path,
-    registry_table,
-    rename_model,
-)
+from afm.store.registry import delete_model, new_model_path, registry_table, rename_model
 from afm.store.uploads import store_upload
 from afm.training.jobs import TrainingJob, duration, progress_line
 from afm.training.loop import available_devices
-from afm.training.workflows import (
-    LONG_RUN_SECONDS,
-    expected_seconds,
-    import_and_save,
-    run_settings,
-)
-from ui import (
-    PENDING,
-    entries,
-    friendly_errors,
-    remember_own,
-    show_chart,
-    show_registry_problems,
-    show_table,
-    training_dataset,
-)
+from afm.training.workflows import LONG_RUN_SECONDS, expected_seconds, import_and_save, run_settings
+from ui import (PENDING, entries, friendly_errors, remember_own, show_chart, show_registry_problems, show_table,
+                training_dataset)
 
 st.title("Train")
 st.caption("Train FM first, then AFM from FM's embeddings (as the paper does). Defaults are the paper's for "

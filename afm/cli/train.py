@@ -4,15 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from afm.cli.common import (
-    add_data_dir,
-    add_setting_flags,
-    add_table_flags,
-    check_output_dir,
-    check_output_folder,
-    setting_values,
-    table_options,
-)
+from afm.cli.common import (add_data_dir, add_setting_flags, add_table_flags, check_output_dir, check_output_folder,
+                            setting_values, table_options)
 from afm.core import settings
 from afm.core.errors import AFMError
 from afm.core.metrics import metrics_line, metrics_text

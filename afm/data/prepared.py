@@ -3,13 +3,16 @@ parquet read by pyarrow in batches, never whole, into a directory of per-split i
 memory-mappable), labels, each row's place in the source, per-field vocabularies and `dataset.json`
 (sources with sizes and sha256, settings, counts).
 
-Two passes over the files. The first counts every field's values on the train rows only; a value seen fewer
-than `min_count` times becomes the field's one rare id, a missing value its own id (local ids 0 and 1),
-and integer columns are log-square bucketed as the Criteo winners did (floor(ln(x)^2) above 2, the value
-itself below). The second writes the ids. A row's split comes from a hash of its position and the seed
-(7:2:1), so it does not depend on how the files are batched (a gzipped and a parquet copy prepare to the
-same bytes), or from a column naming it. The second pass records its progress; a rerun with the same files
-and settings resumes where an interrupted one stopped and writes the same bytes.
+One pass over the files (`prepare`): each field's values are hashed into a table that lives for the whole
+file (afm.fast.hashing), ids given in order of first appearance and counted on train rows, and appended per
+split; at the end a value seen fewer than `min_count` times in train becomes the field's one rare id, a
+missing value its own id (local ids 0 and 1), the rest are sorted, and the ids rewritten block by block.
+Integer columns are log-square bucketed as the Criteo winners did (floor(ln(x)^2) above 2, the value itself
+below) or cut into quantile bins (one extra pass for a sample of their values). A row's split comes from a
+hash of its position and the seed (7:2:1), so it does not depend on how the files are batched (a gzipped
+and a parquet copy prepare to the same bytes), or from a column naming it. Checkpoints record the tables
+and the bytes written; a rerun with the same files and settings resumes from the last one and writes the
+same bytes.
 """
 from __future__ import annotations
 

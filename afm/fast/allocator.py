@@ -19,17 +19,23 @@ _MAX_MMAP_THRESHOLD = 1 << 30  # blocks under 1 GiB come from the heap
 _MAX_TRIM_THRESHOLD = (1 << 31) - 1  # never give the heap's top back
 
 
-def retain_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process; True where that took effect."""
+def _set_thresholds(mmap_threshold: int, trim_threshold: int, trim_now: bool = False) -> bool:
+    """glibc's mmap and trim thresholds for this process; True where they took effect."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        done = libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+        if trim_now:
+            libc.malloc_trim(0)
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
-    mmap_set = mallopt(_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD)
-    return bool(mmap_set) and bool(mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM_THRESHOLD))
+    return bool(done)
+
+
+def retain_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process; True where that took effect."""
+    return _set_thresholds(_MAX_MMAP_THRESHOLD, _MAX_TRIM_THRESHOLD)
 
 
 _BOUNDED_MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its sliding threshold: a step's blocks stay in the heap
@@ -41,13 +47,4 @@ def return_freed_memory() -> bool:
     back when freed, and the heap's free top over 64 MB is returned, so the peak is what is held at once,
     not everything ever allocated. Glibc's own defaults (a 128 KB threshold, fixed once set) would map and
     fault in every step's blocks: FM on 5M Criteo-shaped rows stepped 2.5x slower."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        done = libc.mallopt(_M_MMAP_THRESHOLD, _BOUNDED_MMAP_THRESHOLD) and \
-            libc.mallopt(_M_TRIM_THRESHOLD, _BOUNDED_TRIM_THRESHOLD)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return bool(done)
+    return _set_thresholds(_BOUNDED_MMAP_THRESHOLD, _BOUNDED_TRIM_THRESHOLD, trim_now=True)
