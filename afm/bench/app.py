@@ -3,6 +3,7 @@ run` to the Home page showing a trained model explained, then page switches with
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -38,9 +39,45 @@ def _first_chart(page, timeout: float = 120.0) -> None:
         page.wait_for_timeout(50)
 
 
-def app_timings(rounds: int = 5) -> dict[str, float]:
+TRAINING_EPOCH = re.compile(r"epoch (\d+) of 2000")
+
+
+def _training_epochs_per_second(page, base: str, seconds: float) -> float:
+    """Epochs a second of the Train page's default run (FM on the synthetic data, no early stopping) while
+    the page watches it, as a user does: the page redraws twice a second in the same process."""
+    page.goto(f"{base}/Train")
+    _wait_idle(page)
+    page.get_by_text("Hyperparameters").first.click()
+    for name, value in (("epochs", "2000"), ("patience", "0")):
+        box = page.get_by_label(name, exact=True).first
+        box.fill(value)
+        box.press("Enter")
+        _wait_idle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    line = page.get_by_text(TRAINING_EPOCH).first
+    line.wait_for(timeout=120_000)
+    first, t0 = int(TRAINING_EPOCH.search(line.inner_text())[1]), time.perf_counter()
+    page.wait_for_timeout(seconds * 1000)
+    last, t1 = int(TRAINING_EPOCH.search(line.inner_text())[1]), time.perf_counter()
+    page.get_by_role("button", name="Stop and keep the best epoch").click()
+    page.get_by_text("saved as").first.wait_for(timeout=120_000)
+    return (last - first) / (t1 - t0)
+
+
+def _library_epochs_per_second(epochs: int = 100) -> float:
+    """The same run as the Train page's default, by the library in this process, nothing watching it."""
+    from afm.data.sources import load_dataset
+    from afm.models import FM_KIND
+    from afm.training.workflows import fit
+
+    result = fit(load_dataset({"kind": "synthetic", "seed": 0}), FM_KIND, {"epochs": epochs, "patience": 0}).result
+    return epochs / sum(row["seconds"] + row["evaluation_seconds"] for row in result.history)
+
+
+def app_timings(rounds: int = 5) -> tuple[dict[str, float], float]:
     """Seconds: server healthy, first explained model, and the median switch to each page (which includes
-    ~0.2 s of idle polling)."""
+    ~0.2 s of idle polling); and the Train page's default run, watched, as a share of the library's epochs a
+    second (median of 3 runs of 10 s)."""
     chromium = shutil.which("chromium")
     try:
         from playwright.sync_api import sync_playwright
@@ -107,6 +144,9 @@ def app_timings(rounds: int = 5) -> dict[str, float]:
                     page.get_by_role("heading", name=title if title != "Home" else "AFM Explorer").first.wait_for()
                     _wait_idle(page)
                     switches[title].append(time.perf_counter() - t0)
+            library = _library_epochs_per_second()
+            in_app = statistics.median(_training_epochs_per_second(browser.new_page(viewport={"width": 1400, "height": 1000}),
+                                                                   f"http://127.0.0.1:{port}", 10.0) for _ in range(3))
             browser.close()
     finally:
         server.terminate()
@@ -116,4 +156,4 @@ def app_timings(rounds: int = 5) -> dict[str, float]:
             server.kill()
             server.wait(10)
     timings.update({f"switch to {title}": statistics.median(times) for title, times in switches.items()})
-    return timings
+    return timings, in_app / library
