@@ -79,6 +79,27 @@ def test_a_dataset_too_big_for_memory_is_refused_before_allocating():
     check_fits(frappe, 128, 202_027, available=8 * 2**30)  # Frappe at the paper's size fits
 
 
+def test_a_small_record_is_read_without_allocating_its_limit(tmp_path):
+    """A prepared log's vocabularies may be up to 2 GiB, so they are read with that limit; a small file must
+    not cost it (a read of n bytes allocates n first: loading a 1M-row log asked malloc for 2 GiB)."""
+    import tracemalloc
+
+    from afm.core.files import read_small_text
+
+    path = tmp_path / "vocab.json"
+    path.write_text('{"site": ["a", "b"]}')
+    tracemalloc.start()
+    try:
+        assert read_small_text(path, limit=1 << 30) == '{"site": ["a", "b"]}'
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak / 2**20:.0f} MB allocated to read 20 bytes"
+    path.write_text("x" * 100)
+    with pytest.raises(OSError, match="larger than such a file can be"):
+        read_small_text(path, limit=50)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from(list("0123456789:-+. \t\r\nabe")), max_size=200))
 def test_libfm_parser_only_ever_raises_data_error(text):

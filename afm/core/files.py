@@ -67,5 +67,8 @@ def read_small_text(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> str
     size = path.stat().st_size
     if size > limit:
         raise OSError(f"{path}: {size / 2**20:.0f} MB, larger than such a file can be")
-    with open(path, "rb") as fh:
-        return fh.read(limit + 1).decode("utf-8")
+    with open(path, "rb") as fh:  # what stat said plus one: a file grown since is refused, not read whole
+        text = fh.read(size + 1)
+    if len(text) > size:
+        raise OSError(f"{path}: grew while it was read")
+    return text.decode("utf-8")
