@@ -67,8 +67,12 @@ def read_small_text(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> str
     size = path.stat().st_size
     if size > limit:
         raise OSError(f"{path}: {size / 2**20:.0f} MB, larger than such a file can be")
-    with open(path, "rb") as fh:  # what stat said plus one: a file grown since is refused, not read whole
-        text = fh.read(size + 1)
-    if len(text) > size:
-        raise OSError(f"{path}: grew while it was read")
-    return text.decode("utf-8")
+    with open(path, "rb") as fh:  # what stat said, then 1 MB at a time (a /proc file says 0): never `limit` at once
+        chunks = [fh.read(size + 1)]
+        total = len(chunks[0])
+        while total > size and chunks[-1]:
+            if total > limit:
+                raise OSError(f"{path}: larger than {limit / 2**20:.0f} MB, more than such a file can be")
+            chunks.append(fh.read(1 << 20))
+            total += len(chunks[-1])
+    return b"".join(chunks).decode("utf-8")
