@@ -61,6 +61,7 @@ def _training_epochs_per_second(page, base: str, seconds: float) -> float:
     last, t1 = int(TRAINING_EPOCH.search(line.inner_text())[1]), time.perf_counter()
     page.get_by_role("button", name="Stop and keep the best epoch").click()
     page.get_by_text("saved as").first.wait_for(timeout=120_000)
+    page.close()
     return (last - first) / (t1 - t0)
 
 
